@@ -1,0 +1,83 @@
+"""Settings shared by every chapter: where data and caches live, seeds and determinism.
+
+Environment variables
+---------------------
+``TLUTILS_DATA_DIR``
+    A folder holding MNIST as IDX files (``t10k-images-idx3-ubyte.gz`` ...) or ``mnist.npz``.
+    CI points it at ``../shared/data/mnist``. Optional: see :func:`tlutils.data.load_mnist`.
+``TLUTILS_CACHE_DIR``
+    Where the model zoo and cached embeddings are stored (default ``~/.cache/tlutils``).
+``TLUTILS_OFFLINE``
+    ``1`` skips every network attempt (downloads are tried last anyway).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+
+def data_dir() -> Path | None:
+    """The configured data directory, or ``None`` when unset (used from chapter 04 on).
+
+    Raises ValueError if ``TLUTILS_DATA_DIR`` is set but is not a directory, because a typo
+    there would otherwise silently fall back to other sources.
+    """
+    value = os.environ.get("TLUTILS_DATA_DIR", "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"TLUTILS_DATA_DIR={value!r} is not a directory")
+    return path
+
+
+def cache_dir() -> Path:
+    """Folder for the model zoo and embedding caches; created on first use (chapters 01-06)."""
+    value = os.environ.get("TLUTILS_CACHE_DIR", "").strip()
+    path = Path(value).expanduser() if value else Path.home() / ".cache" / "tlutils"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def offline() -> bool:
+    """True when ``TLUTILS_OFFLINE`` asks tlutils never to touch the network."""
+    return os.environ.get("TLUTILS_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def in_colab() -> bool:
+    """True inside Google Colab (the setup cell of every notebook uses the same test)."""
+    return "google.colab" in sys.modules
+
+
+def setup(seed: int = 0, *, deterministic: bool = True, quiet: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow and make TF ops deterministic (every notebook's setup).
+
+    ``quiet`` also silences Python-level TF/absl warnings and fixes matplotlib defaults so
+    figures look the same in the book, in Colab and in tests.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if quiet:
+        import logging
+        import warnings
+
+        tf.get_logger().setLevel(logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", category=UserWarning, module="keras")
+        try:
+            import matplotlib
+
+            matplotlib.rcParams.update(
+                {"figure.dpi": 90, "savefig.dpi": 90, "figure.figsize": (6.4, 3.6),
+                 "axes.spines.top": False, "axes.spines.right": False}
+            )
+        except ImportError:  # pragma: no cover - matplotlib is a dependency
+            pass

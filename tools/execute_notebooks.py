@@ -1,0 +1,69 @@
+"""The project's execute command: run notebooks top to bottom, in place (``make execute``).
+
+Each notebook runs in a fresh kernel from its own folder with the book's environment
+(quiet TensorFlow, deterministic ops, the data directory), so the committed outputs are
+exactly what strict nbval and the book show. Execution counts come out as 1..n. A cell
+error stops that notebook, leaves the file on disk untouched and makes the command fail.
+Prints the wall time of each notebook.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("PYTHONHASHSEED", "0")
+os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tlutils.io import atomic_write_text  # noqa: E402
+
+
+def execute(path: Path, timeout: int = 900) -> float:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    nb.metadata.pop("widgets", None) if not _has_widgets(nb) else None
+    atomic_write_text(path, nbformat.writes(nb) + "\n")
+    return seconds
+
+
+def _has_widgets(nb) -> bool:
+    return any("application/vnd.jupyter.widget-view+json" in out.get("data", {})
+               for cell in nb.cells if cell.cell_type == "code" for out in cell.get("outputs", []))
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(a) for a in argv] or sorted(Path("chapters").rglob("*.ipynb"))
+    paths = [p for p in paths if ".ipynb_checkpoints" not in p.parts]
+    failed = []
+    total = 0.0
+    for path in paths:
+        try:
+            seconds = execute(path)
+        except CellExecutionError as exc:
+            print(f"FAILED  {path}\n{str(exc)[-3000:]}", file=sys.stderr)
+            failed.append(path)
+            continue
+        total += seconds
+        print(f"{seconds:7.1f} s  {path}", flush=True)
+    print(f"{total:7.1f} s  total for {len(paths) - len(failed)} notebook(s)")
+    if failed:
+        print(f"{len(failed)} notebook(s) failed: {', '.join(map(str, failed))}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

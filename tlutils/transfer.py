@@ -23,6 +23,7 @@ __all__ = [
     "L2SP",
     "LayerwiseAdam",
     "Recipe",
+    "apply_l2",
     "apply_l2sp",
     "compare",
     "make_target",
@@ -128,6 +129,22 @@ def apply_l2sp(model, *, alpha: float = 1e-2, beta: float = 1e-4, head: str = "h
     return applied
 
 
+def apply_l2(model, factor: float) -> list[str]:
+    """Plain L2 weight decay ``factor * ||w||^2`` on every trainable weight: the classic
+    regulariser, which pulls transferred weights towards zero, i.e. away from what the source
+    learned (chapter 03 compares it with :func:`apply_l2sp`). Returns the variable paths."""
+    keras = _keras()
+    if not isinstance(model, keras.Model):
+        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
+    if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor < 0:
+        raise ValueError(f"factor must be a non-negative number, got {factor!r}")
+    paths = []
+    for var in model.trainable_weights:
+        var.regularizer = keras.regularizers.L2(factor) if factor > 0 else None
+        paths.append(var.path)
+    return paths
+
+
 class LayerwiseAdam:
     """Adam with a learning-rate multiplier per layer: discriminative fine-tuning, e.g. the
     head at 1x and the first convolution at 0.1x (chapter 03, "The fine-tuning procedure").
@@ -228,7 +245,8 @@ class Recipe:
     """How to build and train one target model (chapters 03-05).
 
     ``method`` is one of :data:`METHODS`; ``keep_head`` reuses the source's output layer
-    (same label set); ``l2sp`` is L2-SP's alpha (``None``: off); ``lr_multipliers`` maps
+    (same label set); ``l2sp`` is L2-SP's alpha and ``l2`` plain weight decay's factor on every
+    trainable weight (``None``: off; not both); ``lr_multipliers`` maps
     layer names to learning-rate factors (discriminative fine-tuning); ``augment`` adds
     :func:`tlutils.data.augmenter` to training batches.
     """
@@ -238,6 +256,7 @@ class Recipe:
     keep_head: bool = True
     freeze_upto: str | int = "dense"
     l2sp: float | None = None
+    l2: float | None = None
     lr_multipliers: tuple[tuple[str, float], ...] = ()
     augment: bool = False
 
@@ -248,6 +267,10 @@ class Recipe:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         if self.l2sp is not None and (not isinstance(self.l2sp, (int, float)) or self.l2sp < 0):
             raise ValueError(f"l2sp must be None or a non-negative number, got {self.l2sp!r}")
+        if self.l2 is not None and (not isinstance(self.l2, (int, float)) or self.l2 < 0):
+            raise ValueError(f"l2 must be None or a non-negative number, got {self.l2!r}")
+        if self.l2 is not None and self.l2sp is not None:
+            raise ValueError("give l2 or l2sp, not both")
         if isinstance(self.lr_multipliers, Mapping):
             object.__setattr__(self, "lr_multipliers", tuple(self.lr_multipliers.items()))
 
@@ -331,6 +354,8 @@ def compare(source, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
                             seed=seeds[0])
         if recipe.l2sp is not None:
             apply_l2sp(model, alpha=recipe.l2sp)
+        if recipe.l2 is not None:
+            apply_l2(model, recipe.l2)
         trainee = model
         if recipe.augment:
             trainee = keras.Sequential([keras.Input(model.input_shape[1:]),

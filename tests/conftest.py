@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
@@ -23,3 +27,23 @@ def _isolated(tmp_path_factory, monkeypatch):
 
 SHARED_MNIST = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                                             "data", "mnist"))
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> Path:
+    """Build once per session into a temporary folder (or reuse BOOK_HTML if set)."""
+    if os.environ.get("BOOK_HTML"):
+        return Path(os.environ["BOOK_HTML"])
+    out = tmp_path_factory.mktemp("book")
+    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
+    proc = subprocess.run([jb, "build", str(ROOT), "--path-output", str(out), "-W", "-n",
+                           "--keep-going"], capture_output=True, text=True, timeout=1800)
+    log = proc.stdout + proc.stderr
+    # -W turns every Sphinx warning into an error, so success means zero warnings.
+    assert proc.returncode == 0, f"book build failed:\n{log[-6000:]}"
+    return out / "_build" / "html"
+
+

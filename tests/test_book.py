@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,21 +26,6 @@ def _toc_files() -> list[str]:
     for part in toc.get("parts", []):
         walk(part.get("chapters", []))
     return files
-
-
-@pytest.fixture(scope="session")
-def built_book(tmp_path_factory) -> Path:
-    """Build once per session into a temporary folder (or reuse BOOK_HTML if set)."""
-    if os.environ.get("BOOK_HTML"):
-        return Path(os.environ["BOOK_HTML"])
-    out = tmp_path_factory.mktemp("book")
-    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
-    proc = subprocess.run([jb, "build", str(ROOT), "--path-output", str(out), "-W", "-n",
-                           "--keep-going"], capture_output=True, text=True, timeout=1800)
-    log = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"book build failed:\n{log[-6000:]}"
-    assert "warning" not in log.lower().replace("-w", ""), log[-4000:]
-    return out / "_build" / "html"
 
 
 def test_every_toc_page_is_built(built_book):

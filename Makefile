@@ -48,8 +48,11 @@ $(VENDOR_STAMP): vendor/package.json vendor/package-lock.json
 	cd vendor && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	rm -rf vendor/static && mkdir -p vendor/static
 	cp vendor/node_modules/requirejs/require.js vendor/static/require.js
-	cp vendor/node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js \
-	   vendor/node_modules/@jupyter-widgets/html-manager/dist/*.woff* vendor/static/
+	cp vendor/node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js vendor/static/
+	# The widget manager fetches its icon fonts from <data-jupyter-widgets-cdn>/@jupyter-widgets/...
+	mkdir -p vendor/static/@jupyter-widgets/html-manager/dist
+	cp vendor/node_modules/@jupyter-widgets/html-manager/dist/*.{woff,woff2,ttf,eot,svg} \
+	   vendor/static/@jupyter-widgets/html-manager/dist/
 	@touch $(VENDOR_STAMP)
 
 vendor: $(VENDOR_STAMP)
@@ -74,7 +77,7 @@ execute: $(STAMP)  ## Re-execute notebooks in place (NB=path to run one), top to
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tlutils tests tools benchmarks
-	$(VENV)/bin/nbqa ruff chapters --ignore E402,F401,F811,E501
+	$(VENV)/bin/nbqa ruff chapters --ignore E402,F401,F811,E501,I001,B018
 
 bench: $(STAMP)  ## Print the benchmark figures (see benchmarks/README.md).
 	$(PY) benchmarks/run_all.py

@@ -1,27 +1,57 @@
 """Small fixes to Jupyter Book 1's HTML, loaded as a local Sphinx extension (_config.yml).
 
-* sphinx-thebe registers its inline configuration script twice, which makes the browser log
-  "Identifier 'THEBE_JS_URL' has already been declared" on every page. Identical script
-  entries are dropped so each page loads each script once.
+The ipywidgets HTML manager (1.x) calls MathJax 2's ``MathJax.Hub.Queue`` to typeset widget
+labels; the book loads MathJax 3, which has no ``Hub``. A shim maps it to MathJax 3's
+``typesetPromise`` once MathJax has started.
+
+Jupyter Book registers some extensions' inline configuration scripts twice (sphinx-thebe's
+``const THEBE_JS_URL = ...``, sphinx-togglebutton's selector), so every page logs
+"Identifier 'THEBE_JS_URL' has already been declared" in the browser console. After the build,
+a repeated single-line inline ``<script>`` in a page is dropped; scripts loaded from files and
+multi-line scripts are left alone.
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 
-def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
-    scripts = context.get("script_files")
-    if not scripts:
-        return
-    seen, unique = set(), []
-    for js in scripts:
-        key = (getattr(js, "filename", str(js)),
-               tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
-        if key not in seen:
+_INLINE = re.compile(r"^\s*<script>[^<]*</script>\s*$")
+
+
+def dedupe_inline_scripts(html: str) -> str:
+    """Remove repeated identical one-line inline scripts, keeping the first of each."""
+    seen: set[str] = set()
+    out = []
+    for line in html.splitlines(keepends=True):
+        if _INLINE.match(line):
+            key = line.strip()
+            if key in seen:
+                continue
             seen.add(key)
-            unique.append(js)
-    context["script_files"] = unique
+        out.append(line)
+    return "".join(out)
+
+
+def _fix_pages(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    for page in Path(app.outdir).rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        fixed = dedupe_inline_scripts(text)
+        if fixed != text:
+            page.write_text(fixed, encoding="utf-8")
+
+
+MATHJAX2_SHIM = (
+    "(function shim() { var M = window.MathJax;"
+    " if (M && M.startup && M.typesetPromise) {"
+    " if (!M.Hub) { M.Hub = {Queue: function () { return M.typesetPromise(); }}; } }"
+    " else { setTimeout(shim, 25); } })();"
+)
 
 
 def setup(app):
-    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    app.add_js_file(None, body=MATHJAX2_SHIM, priority=800)
+    app.connect("build-finished", _fix_pages)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

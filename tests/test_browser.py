@@ -16,15 +16,22 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.book,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")]
 
-PAGES = {
-    "intro": False,
-    "chapters/01_background/01_background": True,
-    "chapters/02_core_concepts/02_1_domains_tasks_taxonomy": True,
-    "chapters/03_algorithms/03_1_loss_and_gradient_descent": True,
-    "chapters/04_code_walkthrough/04_3_target_fine_tuning": True,
-    "chapters/05_frontiers/05_1_cross_domain": True,
-    "chapters/06_faq/06_faq": True,
-}
+def _pages() -> dict[str, bool]:
+    """The landing page and the first page of every chapter in the TOC; True for notebooks,
+    which must carry an "Open in Colab" link."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = {toc["root"]: False}
+    for part in toc.get("parts", []):
+        for chapter in part.get("chapters", []):
+            first = chapter.get("sections", [chapter])[0]["file"]
+            if first.startswith("chapters/"):
+                pages[first] = (ROOT / f"{first}.ipynb").exists()
+    return pages
+
+
+PAGES = _pages()
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,13 @@ def setup_cell() -> str:
     return (
         "# Setup: in Google Colab, install tlutils (the book's helper package) from the book's\n"
         "# repository. Anywhere else this cell does nothing: `make` has installed it already.\n"
+        "import os\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install -q "tlutils[text] @ git+{url}@main"'
+        "    # TLUTILS_PIP may name another source (the book's tests install a local build).\n"
+        f'    TLUTILS_PIP = os.environ.get("TLUTILS_PIP", "tlutils[text] @ git+{url}@main")\n'
+        '    %pip install -q "$TLUTILS_PIP"'
     )
 
 

@@ -1,0 +1,236 @@
+"""The assignments' grading is real: solutions score 100%, untouched student copies score below
+50%, and a batch survives submissions that raise, hang or delete files.
+
+One session-scoped ``otter assign`` run (without otter's own solution check, which the
+100% test repeats) feeds every test. Grading runs ``otter run`` locally through
+``assignments/grade.py``; the whole file takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "assignments"))
+sys.path.insert(0, str(ROOT))
+
+import build  # noqa: E402
+import grade  # noqa: E402
+
+from tools.notebook_cells import repository_url  # noqa: E402
+
+MASTERS = build.masters()
+CHAPTERS = {"ch01_02_foundations", "ch03_algorithms", "ch04_fine_tuning", "ch05_coral",
+            "ch06_practice"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir():
+    """Real MNIST when the shared copy is there (the Makefile sets this too)."""
+    shared = ROOT.parent / "shared" / "data" / "mnist"
+    if "TLUTILS_DATA_DIR" not in os.environ and shared.is_dir():
+        os.environ["TLUTILS_DATA_DIR"] = str(shared)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("assignments")
+    for name, master in MASTERS.items():
+        build.build(name, master, out, run_tests=False)
+    return out
+
+
+def _zip(built: Path, name: str) -> Path:
+    return built / name / "autograder" / f"{name}-autograder.zip"
+
+
+@pytest.fixture(scope="session")
+def graded(built, tmp_path_factory) -> dict[str, dict[str, dict]]:
+    """``{name: {"solution": row, "student": row}}`` from ``otter run`` on every master's
+    solution notebook and on every untouched student copy."""
+    out = tmp_path_factory.mktemp("grades")
+    rows = {}
+    for name in MASTERS:
+        rows[name] = {}
+        for kind, nb in (("solution", built / name / "autograder" / f"{name}.ipynb"),
+                         ("student", built / name / "student" / f"{name}.ipynb")):
+            (row,) = grade.grade([nb], _zip(built, name), out / name / kind, timeout=600)
+            rows[name][kind] = row
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# The masters themselves (no otter run needed)
+# ---------------------------------------------------------------------------------------------
+
+def _config(nb) -> dict:
+    for cell in nb.cells:
+        if cell.cell_type == "raw" and cell.source.lstrip().lower().startswith("# assignment config"):
+            return yaml.safe_load(cell.source)
+    raise AssertionError("no ASSIGNMENT CONFIG cell")
+
+
+def _questions(nb) -> dict[str, list[dict]]:
+    """``{question: [test config, ...]}`` parsed from a master's raw block cells."""
+    questions: dict[str, list[dict]] = {}
+    current = None
+    for cell in nb.cells:
+        text = cell.source.strip()
+        if cell.cell_type == "raw" and text.upper().startswith("# BEGIN QUESTION"):
+            current = yaml.safe_load(text)["name"]
+            questions[current] = []
+        elif cell.cell_type == "raw" and text.upper().startswith("# END QUESTION"):
+            current = None
+        elif current and cell.cell_type == "code" and "# BEGIN TEST CONFIG" in text:
+            block = text.split('"""')[1].split("# BEGIN TEST CONFIG", 1)[1]
+            questions[current].append(yaml.safe_load(block) or {})
+    return questions
+
+
+def test_one_master_per_chapter():
+    assert set(MASTERS) == CHAPTERS
+
+
+@pytest.mark.parametrize("name", sorted(MASTERS))
+def test_master_layout(name):
+    nb = nbformat.read(MASTERS[name], as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert _config(nb)["name"] == name
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert "setup" in code[0].metadata.get("tags", []), "the first code cell is the setup cell"
+    imports = next(c for c in code if "import tlutils" in c.source)
+    assert imports.source.lstrip().startswith("import tlutils"), "import tlutils comes first"
+    questions = _questions(nb)
+    assert 3 <= len(questions) <= 6, questions
+    for q, tests in questions.items():
+        assert any(t.get("hidden") for t in tests), f"{name} {q}: no hidden test"
+        assert any(not t.get("hidden") for t in tests), f"{name} {q}: no public test"
+        assert all(t.get("points", 0) > 0 for t in tests), f"{name} {q}: a test has no points"
+
+
+def test_setup_cell_installs_only_in_colab():
+    cell = build.setup_cell("demo")
+    assert cell.count('if "google.colab" in sys.modules:') == 1
+    body = cell.split('if "google.colab" in sys.modules:')[1]
+    assert all(line.startswith("    ") for line in body.splitlines() if line.strip()), \
+        "everything after the Colab test must be inside it"
+    assert f"git+{repository_url()}@main" in cell
+    assert "otter-grader" in cell
+
+
+# ---------------------------------------------------------------------------------------------
+# What otter assign produced
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(CHAPTERS))
+def test_student_copy_hides_solutions_and_hidden_tests(built, name):
+    student = nbformat.read(built / name / "student" / f"{name}.ipynb", as_version=4)
+    code = [c for c in student.cells if c.cell_type == "code"]
+    assert code[0].source == build.setup_cell(name)
+    tests = student.metadata["otter"]["tests"]
+    assert tests and all("hidden=False" in t and "hidden=True" not in t for t in tests.values())
+    text = "\n".join(c.source for c in student.cells)
+    assert "# BEGIN SOLUTION" not in text and "# SOLUTION" not in text
+    answers = [c for c in code if "otter_answer_cell" in c.metadata.get("tags", [])]
+    assert len(answers) == len(tests) and all("..." in c.source for c in answers)
+    with zipfile.ZipFile(_zip(built, name)) as zf:
+        hidden = [n for n in zf.namelist() if n.startswith("tests/")
+                  and "hidden=True" in zf.read(n).decode()]
+    assert len(hidden) == len(tests), "every question has hidden tests in the autograder"
+
+
+def test_heldout_set_only_in_autograder(built):
+    name = "ch04_fine_tuning"
+    with zipfile.ZipFile(_zip(built, name)) as zf:
+        assert "files/heldout_digits.npz" in zf.namelist()
+    assert not list((built / name / "student").rglob("*.npz"))
+    assert not (ROOT / "assignments" / name / "heldout_digits.npz").exists(), \
+        "the held-out set is written only in the build folder"
+
+
+# ---------------------------------------------------------------------------------------------
+# Grading with otter run
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(CHAPTERS))
+def test_solutions_score_full_marks(graded, name):
+    row = graded[name]["solution"]
+    assert row["status"] == "graded", row
+    assert row["percent"] == 100.0, row
+
+
+@pytest.mark.parametrize("name", sorted(CHAPTERS))
+def test_untouched_student_copy_scores_below_half(graded, name):
+    row = graded[name]["student"]
+    assert row["status"] == "graded", row
+    assert row["percent"] < 50.0, row
+
+
+def _variant(student: Path, dest: Path, source: str) -> Path:
+    """The student copy (its otter metadata intact) with ``source`` as its only code."""
+    nb = nbformat.read(student, as_version=4)
+    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nbformat.write(nb, dest)
+    return dest
+
+
+def test_bad_submissions_do_not_sink_the_batch(built, tmp_path):
+    name = "ch03_algorithms"
+    student = built / name / "student" / f"{name}.ipynb"
+    subs = tmp_path / "submissions"
+    subs.mkdir()
+    good = subs / "a_good.ipynb"
+    good.write_bytes((built / name / "autograder" / f"{name}.ipynb").read_bytes())
+    deletes = _variant(student, subs / "b_deletes.ipynb", (
+        "import shutil\nfrom pathlib import Path\n"
+        "# delete otter's grading folder around this notebook (tests, results, everything),\n"
+        "# but only inside grade.py's scratch folder, whatever happens\n"
+        "here = Path.cwd().resolve().parent\n"
+        "assert 'otter-grade-' in str(here), here\n"
+        "shutil.rmtree(here)"))
+    hangs = _variant(student, subs / "c_hangs.ipynb",
+                     "import time\nwhile True:  # never finishes (sleeping, to spare the CPU)\n"
+                     "    time.sleep(0.5)")
+    raises = _variant(student, subs / "d_raises.ipynb", "raise RuntimeError('student bug')")
+    out = tmp_path / "grades"
+    rows = grade.grade([good, deletes, hangs, raises], _zip(built, name), out, timeout=120)
+    by_name = {r["submission"]: r for r in rows}
+    assert by_name["a_good.ipynb"]["percent"] == 100.0
+    assert by_name["b_deletes.ipynb"]["score"] == 0.0
+    assert by_name["b_deletes.ipynb"]["status"] in ("error", "graded")
+    assert by_name["c_hangs.ipynb"]["status"] == "timeout"
+    assert by_name["c_hangs.ipynb"]["score"] == 0.0
+    assert by_name["d_raises.ipynb"]["status"] == "graded"
+    assert by_name["d_raises.ipynb"]["score"] == 0.0
+    # what is on disk at the end still has every submission, the first one with full marks
+    with open(out / "grades.csv") as fh:
+        on_disk = {r["submission"]: r for r in csv.DictReader(fh)}
+    assert set(on_disk) == {p.name for p in (good, deletes, hangs, raises)}
+    assert float(on_disk["a_good.ipynb"]["percent"]) == 100.0
+    assert json.loads((out / "a_good.json").read_text())["tests"]
+    # and the hanging kernel was stopped with the run
+    import psutil
+
+    leftovers = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+    assert not leftovers, leftovers
+
+
+def test_grade_rejects_bad_input(built, tmp_path):
+    name = "ch03_algorithms"
+    with pytest.raises(ValueError, match="autograder"):
+        grade.grade([], tmp_path / "missing.zip", tmp_path)
+    with pytest.raises(ValueError, match="timeout"):
+        grade.grade([], _zip(built, name), tmp_path, timeout=0)
+    points = grade.possible_points(_zip(built, name))
+    assert set(points) == {"q1", "q2", "q3", "q4", "q5"} and all(p > 0 for p in points.values())

@@ -1,0 +1,280 @@
+"""Notebooks open and run in Colab.
+
+1. Every chapter notebook has the shared setup cell, which installs tlutils from the repository
+   named in ``_config.yml``, only in Colab (``google.colab`` imported).
+2. A simulated Colab: one notebook copied alone into an empty folder, run by a kernel in a fresh
+   virtual environment that has the book's other dependencies ("preinstalled", as Colab has
+   TensorFlow) but **not** tlutils, with a stand-in ``google.colab`` module so that the setup
+   cell's install branch really runs. ``TLUTILS_PIP`` points the install at a wheel built from
+   this checkout, and pip may not use the network. The notebook must then run end to end.
+3. The same for an assignment's student copy, whose setup cell also writes otter's public tests
+   out of the notebook's metadata, as it does in Colab.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tools import notebook_cells  # noqa: E402
+
+CHAPTER_NOTEBOOKS = sorted(p for p in (ROOT / "chapters").rglob("*.ipynb")
+                           if ".ipynb_checkpoints" not in p.parts)
+# The chapter notebook the simulated Colab runs, once it is written (it is short and uses
+# only the data loaders); until then a purpose-made notebook stands in.
+COLAB_NOTEBOOK = ROOT / "chapters" / "04_code_walkthrough" / "04_1_data_preparation.ipynb"
+
+
+def _config() -> dict:
+    return yaml.safe_load((ROOT / "_config.yml").read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. The setup cell
+# ---------------------------------------------------------------------------------------------
+
+def test_config_names_the_repository_and_colab():
+    config = _config()
+    url = config["repository"]["url"]
+    assert url.startswith("https://github.com/") and not url.endswith("/")
+    assert config["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
+    assert notebook_cells.repository_url() == url
+
+
+def test_setup_cell_uses_the_configured_repository():
+    url = _config()["repository"]["url"]
+    assert f'"tlutils[text] @ git+{url}@main"' in notebook_cells.SETUP_CELL
+
+
+@pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=lambda p: p.stem)
+def test_chapter_notebook_has_the_setup_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    if not any(c.cell_type == "code" for c in nb.cells):
+        pytest.skip("placeholder page: section being written")
+    tagged = [c for c in nb.cells if "setup" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: needs one cell tagged 'setup', has {len(tagged)}"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0] is tagged[0], f"{path.name}: the setup cell must be the first code cell"
+    assert tagged[0].source == notebook_cells.SETUP_CELL, (
+        f"{path.name}: setup cell differs from tools/notebook_cells.py; "
+        "run `python tools/notebook_cells.py`")
+    assert f"git+{_config()['repository']['url']}@" in tagged[0].source
+
+
+def _run_setup_cell(source: str) -> list[tuple[str, str]]:
+    """Run the cell's Python (IPython syntax transformed) with a recording ``get_ipython``."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    calls: list[tuple[str, str]] = []
+
+    class Shell:
+        def run_line_magic(self, name, line, *args):
+            calls.append((name, line))
+
+    exec(TransformerManager().transform_cell(source), {"get_ipython": Shell})
+    return calls
+
+
+def test_setup_cell_does_nothing_outside_colab(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    assert _run_setup_cell(notebook_cells.SETUP_CELL) == []
+
+
+def test_setup_cell_installs_in_colab(monkeypatch):
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.delenv("TLUTILS_PIP", raising=False)
+    assert _run_setup_cell(notebook_cells.SETUP_CELL) == [("pip", 'install -q "$TLUTILS_PIP"')]
+
+
+# ---------------------------------------------------------------------------------------------
+# 2-3. A simulated Colab
+# ---------------------------------------------------------------------------------------------
+
+FAKE_COLAB = '''\
+"""Stand-in for Colab's google.colab module, active when FAKE_COLAB is set (tests only)."""
+import json
+import os
+import sys
+import types
+
+if os.environ.get("FAKE_COLAB"):
+    colab = types.ModuleType("google.colab")
+
+    def blocking_request(kind, *args, **kwargs):
+        # Colab answers "get_ipynb" with the open notebook; here it is read from disk
+        assert kind == "get_ipynb", kind
+        with open(os.environ["FAKE_COLAB_NOTEBOOK"]) as f:
+            return {"ipynb": json.load(f)}
+
+    colab._message = types.SimpleNamespace(blocking_request=blocking_request)
+    sys.modules["google.colab"] = colab
+'''
+
+
+@pytest.fixture(scope="session")
+def tlutils_wheel(tmp_path_factory) -> Path:
+    """A wheel of this checkout, built from a copy so the repository gets no build files."""
+    base = tmp_path_factory.mktemp("wheel")
+    src = base / "src"
+    src.mkdir()
+    shutil.copy(ROOT / "README.md", src / "README.md")
+    # Offline, without build isolation, pip builds with this environment's setuptools, which
+    # may predate SPDX license strings (setuptools 77): give it the older table form.
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    (src / "pyproject.toml").write_text(
+        re.sub(r'^license = "([^"]+)"$', r'license = {text = "\1"}', pyproject, flags=re.M))
+    shutil.copytree(ROOT / "tlutils", src / "tlutils",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(base / "dist"), str(src)],
+                   check=True, env=dict(os.environ, PIP_NO_INDEX="1"))
+    (wheel,) = (base / "dist").glob("tlutils-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="session")
+def colab_kernel(tmp_path_factory, tlutils_wheel) -> dict:
+    """A fresh venv + kernel spec: every dependency but tlutils, and a fake google.colab."""
+    base = tmp_path_factory.mktemp("colab")
+    venv = base / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True, capture_output=True, text=True).stdout.strip())
+    # "Preinstalled" packages: this environment's, minus tlutils (its editable install too).
+    preinstalled = base / "preinstalled"
+    preinstalled.mkdir()
+    for entry in Path(sysconfig.get_path("purelib")).iterdir():
+        if "tlutils" not in entry.name.lower():
+            (preinstalled / entry.name).symlink_to(entry)
+    (site / "colab_preinstalled.pth").write_text(
+        f"import site; site.addsitedir({str(preinstalled)!r})\n")
+    (site / "sitecustomize.py").write_text(FAKE_COLAB)
+    probe = subprocess.run([str(python), "-c", "import tlutils"], capture_output=True, cwd=base)
+    assert probe.returncode != 0, "tlutils must not be importable before the setup cell runs"
+    spec = base / "jupyter" / "kernels" / "fake-colab"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "Python 3 (simulated Colab)", "language": "python"}))
+    return {"jupyter_path": str(base / "jupyter"), "site": site, "python": python,
+            "pip_target": f"tlutils[text] @ {tlutils_wheel.as_uri()}"}
+
+
+def _run_in_colab(nb_path: Path, kernel: dict, monkeypatch, **env: str):
+    """Execute ``nb_path`` in place in the simulated Colab; return the executed notebook."""
+    monkeypatch.setenv("JUPYTER_PATH", kernel["jupyter_path"])
+    monkeypatch.setenv("FAKE_COLAB", "1")
+    monkeypatch.setenv("TLUTILS_PIP", kernel["pip_target"])
+    monkeypatch.setenv("PIP_NO_INDEX", "1")  # pip must find everything it needs installed
+    monkeypatch.setenv("PIP_DISABLE_PIP_VERSION_CHECK", "1")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    nb = nbformat.read(nb_path, as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="fake-colab",
+                   resources={"metadata": {"path": str(nb_path.parent)}}).execute()
+    return nb
+
+
+def _text(cell) -> str:
+    return "".join(out.get("text", "") + "".join(out.get("data", {}).get("text/plain", ""))
+                   for out in cell.get("outputs", []))
+
+
+def _tiny_notebook(path: Path) -> None:
+    """A stand-in chapter notebook: setup cell, then tlutils' loaders and a model."""
+    cells = [
+        nbformat.v4.new_markdown_cell("# A tiny chapter"),
+        nbformat.v4.new_code_cell(notebook_cells.SETUP_CELL, metadata={"tags": ["setup"]}),
+        nbformat.v4.new_code_cell("import tlutils\n\nfrom tlutils import data, models\n\n"
+                                  "tlutils.setup(seed=0)\nprint(tlutils.__file__)"),
+        nbformat.v4.new_code_cell("digits = data.load_digits_28()\n"
+                                  "print(len(digits), models.build_cnn().count_params())"),
+    ]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    nbformat.write(nb, path)
+
+
+def _chapter_ready(path: Path) -> bool:
+    nb = nbformat.read(path, as_version=4)
+    return any("setup" in c.metadata.get("tags", []) for c in nb.cells)
+
+
+def test_notebook_runs_alone_in_simulated_colab(colab_kernel, tmp_path, monkeypatch):
+    folder = tmp_path / "content"  # Colab's working folder: the notebook and nothing else
+    folder.mkdir()
+    if _chapter_ready(COLAB_NOTEBOOK):
+        nb_path = folder / COLAB_NOTEBOOK.name
+        shutil.copy(COLAB_NOTEBOOK, nb_path)
+        # the copy gets the current template, as `python tools/notebook_cells.py` gives it;
+        # test_chapter_notebook_has_the_setup_cell checks the committed notebooks match
+        notebook_cells.rewrite([nb_path])
+    else:
+        nb_path = folder / "tiny.ipynb"
+        _tiny_notebook(nb_path)
+    nb = _run_in_colab(nb_path, colab_kernel, monkeypatch)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    installed = list(colab_kernel["site"].glob("tlutils-*.dist-info"))
+    assert installed, "the setup cell did not install tlutils into the simulated Colab"
+    if nb_path.name == "tiny.ipynb":
+        out = _text(nb.cells[2])
+        assert str(colab_kernel["site"]) in out, f"tlutils came from elsewhere: {out}"
+        assert "1797 105866" in _text(nb.cells[3])
+
+
+def test_student_copy_runs_in_simulated_colab(colab_kernel, tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "assignments"))
+    import build
+
+    name = "ch03_algorithms"
+    built = build.build(name, build.masters()[name], tmp_path / "built", run_tests=False)
+    folder = tmp_path / "content"
+    folder.mkdir()
+    # Colab keeps the notebook itself elsewhere (Drive, GitHub): the working folder is empty.
+    elsewhere = tmp_path / "drive" / f"{name}.ipynb"
+    elsewhere.parent.mkdir()
+    shutil.copy(built / "student" / f"{name}.ipynb", elsewhere)
+    runnable = folder / "run.ipynb"
+    shutil.copy(elsewhere, runnable)
+    nb = nbformat.read(runnable, as_version=4)
+    # answer question 1 only, so that one check passes and the others fail as they should
+    answer = next(c for c in nb.cells if "def cross_entropy(" in c.source)
+    answer.source = answer.source.replace("    ...", (
+        "    z = np.asarray(logits, dtype=np.float64)\n"
+        "    z = z - z.max(axis=1, keepdims=True)\n"
+        "    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))\n"
+        "    return float(-logp[np.arange(len(labels)), labels].mean())"), 1)
+    nbformat.write(nb, runnable)
+    client_nb = nbformat.read(runnable, as_version=4)
+    monkeypatch.setenv("JUPYTER_PATH", colab_kernel["jupyter_path"])
+    for key, value in {"FAKE_COLAB": "1", "FAKE_COLAB_NOTEBOOK": str(elsewhere),
+                       "TLUTILS_PIP": colab_kernel["pip_target"], "PIP_NO_INDEX": "1",
+                       "PIP_DISABLE_PIP_VERSION_CHECK": "1"}.items():
+        monkeypatch.setenv(key, value)
+    NotebookClient(client_nb, timeout=600, kernel_name="fake-colab", allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    written = sorted(p.name for p in (folder / "tests").glob("*.py"))
+    assert written == [f"q{i}.py" for i in range(1, 6)]
+    assert (folder / f"{name}.ipynb").is_file()
+    checks = {c.source: _text(c) for c in client_nb.cells if c.source.startswith("grader.check(")}
+    assert "All test cases passed" in checks['grader.check("q1")'], checks['grader.check("q1")']
+    assert "All test cases passed" not in checks['grader.check("q2")']

@@ -128,6 +128,59 @@ def _zoo_dir() -> Path:
     return path
 
 
+def _rng_state() -> dict:
+    """Everything a later random draw depends on: Python's and NumPy's generators, Keras's
+    global seed and seed generator, and TensorFlow's global seed."""
+    import random
+
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    gen = global_state.get_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR)
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "keras_seed": global_state.get_global_attribute(rng_utils.GLOBAL_RANDOM_SEED),
+             "keras_gen": gen, "keras_gen_state": None if gen is None else gen.state.numpy(),
+             "tf": None}
+    try:
+        from tensorflow.python.eager import context
+
+        ctx = context.context()
+        state["tf"] = (ctx._seed, None if ctx._rng is None else ctx._rng.getstate())
+    except Exception:  # pragma: no cover - private TF API moved
+        pass
+    return state
+
+
+def _restore_rng_state(state: dict) -> None:
+    import random
+
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, state["keras_seed"])
+    gen = state["keras_gen"]
+    if gen is not None:
+        gen.state.assign(state["keras_gen_state"])
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, gen)
+    if state["tf"] is not None:
+        try:
+            from tensorflow.python.eager import context
+
+            ctx = context.context()
+            seed, rng = state["tf"]
+            if seed is None:
+                ctx._seed, ctx._rng = None, None
+            else:
+                ctx._set_global_seed(seed)
+                ctx._rng.setstate(rng)
+        except Exception:  # pragma: no cover - private TF API moved
+            pass
+
+
 def _try_load(spec: SourceSpec, weights: Path, card: Path):
     """The cached model, or None with a warning if the entry is missing, stale or corrupt."""
     if not (weights.is_file() and card.is_file()):
@@ -169,6 +222,9 @@ def source_model(spec: SourceSpec | None = None, *, refresh: bool = False, **ove
     model, meta = (None, None) if refresh else _try_load(spec, weights, card)
     from_cache = model is not None
     if model is None:
+        # Training reseeds everything; the caller's random state must not depend on whether
+        # the model came from the cache (notebooks must print the same numbers either way).
+        state = _rng_state()
         setup(spec.seed)  # seed before building: the initial weights are part of the recipe
         model = spec.build()
         train.fit(model, x_tr, y_tr, epochs=spec.epochs, batch_size=spec.batch_size,
@@ -181,6 +237,11 @@ def source_model(spec: SourceSpec | None = None, *, refresh: bool = False, **ove
                 "test_accuracy": acc, "sha256": io.sha256_file(weights),
                 "zoo_version": ZOO_VERSION}
         io.atomic_write_text(card, json.dumps(meta, indent=2))
+        # Hand back exactly what a cache hit hands back: the caller's random state, then a
+        # model built and loaded from the files just written.
+        _restore_rng_state(state)
+        loaded, _ = _try_load(spec, weights, card)
+        model = loaded if loaded is not None else model
     entry = ZooEntry(key=key, path=weights, spec=spec, data_source=meta["data_source"],
                      n_train=meta["n_train"], n_test=meta["n_test"],
                      test_accuracy=float(meta["test_accuracy"]), from_cache=from_cache)

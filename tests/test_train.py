@@ -92,3 +92,19 @@ def test_predictions_and_evaluate():
     assert result["accuracy"] == train.accuracy(m, x, y)
     with pytest.raises(ValueError, match="batch_size"):
         train.predict_logits(m, x, batch_size=0)
+
+
+def test_make_optimizer_names_instances_and_schedules():
+    import keras
+
+    assert isinstance(train.make_optimizer("adam", 1e-3), keras.optimizers.Adam)
+    momentum = train.make_optimizer("momentum", 0.1)
+    assert isinstance(momentum, keras.optimizers.SGD) and momentum.momentum == 0.9
+    assert train.make_optimizer("sgd", 0.1).momentum == 0.0
+    mine = keras.optimizers.Adam(0.5)
+    assert train.make_optimizer(mine, 1e-3) is mine
+    schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    assert train.make_optimizer("sgd", schedule).learning_rate is not None
+    for bad in ("rmsprop", 3):
+        with pytest.raises(ValueError, match="optimizer"):
+            train.make_optimizer(bad, 1e-3)

@@ -541,18 +541,11 @@ def ganin_learning_rate(lr: float, total_steps: int):
 
 
 def _optimizer(optimizer: str | object, lr: float, anneal_steps: int | None = None):
-    keras = _keras()
+    from tlutils.train import make_optimizer
+
     lr = _check_number("lr", lr, strict=True)
-    if isinstance(optimizer, keras.optimizers.Optimizer):
-        return optimizer
     rate = lr if anneal_steps is None else ganin_learning_rate(lr, anneal_steps)
-    makers = {"adam": lambda: keras.optimizers.Adam(rate),
-              "sgd": lambda: keras.optimizers.SGD(rate),
-              "momentum": lambda: keras.optimizers.SGD(rate, momentum=0.9)}
-    if optimizer not in makers:
-        raise ValueError(f"optimizer must be one of {sorted(makers)} or a keras optimizer, "
-                         f"got {optimizer!r}")
-    return makers[optimizer]()
+    return make_optimizer(optimizer, rate)
 
 
 def fit_adapter(adapter, x_source: np.ndarray, y_source: np.ndarray, x_target: np.ndarray, *,
@@ -628,20 +621,6 @@ def _method_table(methods) -> dict[str, dict]:
     return table
 
 
-def _reset_rng_state(model, seed: int) -> None:
-    keras = _keras()
-    for i, layer in enumerate(model._flatten_layers(include_self=False)):
-        for attr in vars(layer).values():
-            if isinstance(attr, keras.random.SeedGenerator):
-                attr.state.assign(np.array([seed * 1000 + i, 0], dtype=attr.state.dtype))
-
-
-def _reset_optimizer(optimizer) -> None:
-    for var in optimizer.variables:
-        if not var.path.endswith("learning_rate"):
-            var.assign(np.zeros(var.shape, dtype=var.dtype))
-
-
 def compare(parts: Callable[[int], tuple], x_source: np.ndarray, y_source: np.ndarray,
             x_target: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
             methods=METHODS, seeds: Sequence[int] = (0, 1, 2), steps: int = 300,
@@ -663,7 +642,7 @@ def compare(parts: Callable[[int], tuple], x_source: np.ndarray, y_source: np.nd
     """
     import pandas as pd
 
-    from tlutils import train
+    from tlutils import train, transfer
     from tlutils.config import setup
 
     if not callable(parts):
@@ -713,8 +692,8 @@ def compare(parts: Callable[[int], tuple], x_source: np.ndarray, y_source: np.nd
             adapter.set_weights(inits[seed])
             adapter.set_total_steps(steps)
             if adapter.optimizer.built:
-                _reset_optimizer(adapter.optimizer)
-            _reset_rng_state(adapter, seed)
+                transfer._reset_optimizer(adapter.optimizer)
+            transfer._reset_rng_state(adapter, seed)
             ds = adaptation_dataset(xs, ys, x_target, batch_size=batch_size, seed=seed)
             adapter.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
             acc = train.accuracy(adapter, x_test, y_test)

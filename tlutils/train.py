@@ -58,6 +58,27 @@ class EpochLine:
         return _EpochLine()
 
 
+OPTIMIZERS = ("adam", "momentum", "sgd")
+
+
+def make_optimizer(optimizer: str | object, lr: object):
+    """The optimizer named ``optimizer`` (``"adam"``, ``"sgd"``, or ``"momentum"``: SGD with 0.9
+    momentum) at learning rate ``lr``, a number or a Keras ``LearningRateSchedule``; a Keras
+    optimizer instance is returned as it is (chapters 03-05: :func:`compile_model` and
+    :mod:`tlutils.adapt` build theirs here)."""
+    keras = _keras()
+    if isinstance(optimizer, keras.optimizers.Optimizer):
+        return optimizer
+    if not isinstance(optimizer, str):
+        raise ValueError(f"optimizer must be a name or a keras optimizer, got {optimizer!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)} or an optimizer, "
+                         f"got {optimizer!r}")
+    if optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    return keras.optimizers.SGD(lr, momentum=0.9 if optimizer == "momentum" else 0.0)
+
+
 def compile_model(model, *, lr: float = 1e-3, optimizer: str | object = "adam",
                   loss: object = None, metrics: Sequence[str] = ("accuracy",)) -> None:
     """Compile with a logits-aware cross-entropy (chapter 03) and the chosen optimizer.
@@ -69,16 +90,7 @@ def compile_model(model, *, lr: float = 1e-3, optimizer: str | object = "adam",
     _check_model(model)
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
         raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if isinstance(optimizer, str):
-        makers = {"adam": lambda: keras.optimizers.Adam(lr),
-                  "sgd": lambda: keras.optimizers.SGD(lr),
-                  "momentum": lambda: keras.optimizers.SGD(lr, momentum=0.9)}
-        if optimizer not in makers:
-            raise ValueError(f"optimizer must be one of {sorted(makers)} or an optimizer, "
-                             f"got {optimizer!r}")
-        optimizer = makers[optimizer]()
-    elif not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise ValueError(f"optimizer must be a name or a keras optimizer, got {optimizer!r}")
+    optimizer = make_optimizer(optimizer, lr)
     if loss is None:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=optimizer, loss=loss, metrics=list(metrics))

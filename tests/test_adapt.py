@@ -314,3 +314,18 @@ def test_inflated_model_matches_the_grey_model_on_grey_images():
 def test_bad_input_names_the_argument(call, name):
     with pytest.raises(ValueError, match=rf"\b{name}\b"):
         call()
+
+
+def test_domain_adapter_accepts_a_plain_sequential_encoder():
+    import keras
+
+    encoder = keras.Sequential([keras.Input((28, 28, 3)), keras.layers.Conv2D(4, 3),
+                                keras.layers.Flatten()])
+    classifier = keras.Sequential([keras.Input((26 * 26 * 4,)), keras.layers.Dense(10)])
+    adapter = adapt.DomainAdapter(encoder, classifier, method="dann", total_steps=2)
+    rng = np.random.default_rng(0)
+    xs = rng.random((16, 28, 28, 3), dtype=np.float32)
+    ys = np.arange(16) % 10
+    table = adapt.fit_adapter(adapter, xs, ys, xs[::-1].copy(), steps=2, batch_size=8)
+    assert table["steps"].item() == 2
+    assert adapter.predict(xs[:2], verbose=0).shape == (2, 10)

@@ -89,7 +89,7 @@ def test_trainer_rejects_bad_input(trainer):
 
 def test_frozen_layers_do_not_move_and_the_rest_do(trainer):
     x, y = _easy_data()
-    before = {n: trainer._source.get_layer(n).get_weights()[0].copy() for n in trainer.layers}
+    before = {n: trainer.source.get_layer(n).get_weights()[0].copy() for n in trainer.layers}
     model = trainer.run(Choice("source", 2, 1e-2), x, y, steps=10, seed=0)
     for name in ("conv1", "conv2"):
         np.testing.assert_array_equal(model.get_layer(name).get_weights()[0], before[name])
@@ -101,9 +101,9 @@ def test_frozen_layers_do_not_move_and_the_rest_do(trainer):
 
 def test_the_source_is_never_modified(trainer):
     x, y = _easy_data()
-    src = [w.copy() for w in trainer._source.get_weights()]
+    src = [w.copy() for w in trainer.source.get_weights()]
     trainer.run(Choice("source", 0, 1e-2), x, y, steps=5, seed=0)
-    for a, b in zip(src, trainer._source.get_weights()):
+    for a, b in zip(src, trainer.source.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 
@@ -120,7 +120,7 @@ def test_freezing_everything_is_the_source_as_is(trainer):
     x, y = _easy_data()
     steps_before = trainer.steps
     model = trainer.run(Choice("source", len(trainer.layers), 1e-2), x, y, steps=20)
-    for a, b in zip(trainer._source.get_weights(), model.get_weights()):
+    for a, b in zip(trainer.source.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert trainer.steps == steps_before  # nothing to train, no steps spent
 
@@ -129,7 +129,7 @@ def test_scratch_starts_from_fresh_weights_per_seed(trainer):
     x, y = _easy_data()
     a = [w.copy() for w in trainer.run(Choice("scratch", 0, 1e-3), x, y, steps=0, seed=0).get_weights()]
     b = trainer.run(Choice("scratch", 0, 1e-3), x, y, steps=0, seed=1).get_weights()
-    src = trainer._source.get_weights()
+    src = trainer.source.get_weights()
     assert not np.allclose(a[0], src[0]) and not np.allclose(a[0], b[0])
 
 

@@ -29,7 +29,12 @@ import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
+import keras
 import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tlutils import checks, engine, train
 
 __all__ = [
     "METHODS",
@@ -41,7 +46,6 @@ __all__ = [
     "compare",
     "coral_loss",
     "fit_adapter",
-    "ganin_learning_rate",
     "inflate_channels",
     "ganin_lambda",
     "mmd_loss",
@@ -55,27 +59,6 @@ SCHEDULES = ("ganin", "constant")
 MMD_MULTIPLIERS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def _keras():
-    import keras
-
-    return keras
-
-
-def _check_number(name: str, value: object, *, low: float = 0.0, strict: bool = False) -> float:
-    if (not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool)
-            or not math.isfinite(float(value)) or float(value) < low
-            or (strict and float(value) == low)):
-        bound = f"> {low}" if strict else f">= {low}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return float(value)
-
-
-def _check_int(name: str, value: object, *, low: int = 1) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
 # --------------------------------------------------------------------------------------------
 # The pieces: schedule, gradient reversal, alignment losses
 # --------------------------------------------------------------------------------------------
@@ -84,7 +67,7 @@ def ganin_lambda(progress, gamma: float = 10.0):
     """Ganin et al.'s adaptation weight ``2 / (1 + exp(-gamma p)) - 1`` at training progress
     ``p`` in [0, 1] (chapter 05): 0 at the start, when the features are still noise, rising
     smoothly towards 1. Accepts a float (returns a float) or a tensor (returns a tensor)."""
-    gamma = _check_number("gamma", gamma, strict=True)
+    gamma = checks.number("gamma", gamma, low=0.0, strict=True)
     if isinstance(progress, (int, float, np.integer, np.floating)) and not isinstance(progress, bool):
         p = float(progress)
         if not 0.0 <= p <= 1.0:
@@ -92,14 +75,12 @@ def ganin_lambda(progress, gamma: float = 10.0):
         return 2.0 / (1.0 + math.exp(-gamma * p)) - 1.0
     if isinstance(progress, bool) or progress is None:
         raise ValueError(f"progress must be a number or a tensor, got {progress!r}")
-    ops = _keras().ops
+    ops = keras.ops
     p = ops.clip(ops.cast(progress, "float32"), 0.0, 1.0)
     return 2.0 / (1.0 + ops.exp(-gamma * p)) - 1.0
 
 
 def _reverse_gradient(x, lam):
-    import tensorflow as tf
-
     @tf.custom_gradient
     def reverse(inputs, weight):
         def grad(upstream):
@@ -110,7 +91,7 @@ def _reverse_gradient(x, lam):
     return reverse(x, tf.cast(lam, x.dtype))
 
 
-class GradientReversal(_keras().layers.Layer):
+class GradientReversal(keras.layers.Layer):
     """Identity on the way forward; multiplies the gradient by ``-lam`` on the way back
     (Ganin et al. 2016; chapter 05, "Cross-domain transfer").
 
@@ -122,8 +103,8 @@ class GradientReversal(_keras().layers.Layer):
 
     def __init__(self, lam: float = 1.0, **kwargs):
         super().__init__(**kwargs)
-        lam = _check_number("lam", lam)
-        self.lam = self.add_weight(shape=(), initializer=_keras().initializers.Constant(lam),
+        lam = checks.number("lam", lam, low=0.0)
+        self.lam = self.add_weight(shape=(), initializer=keras.initializers.Constant(lam),
                                    trainable=False, name="lambda")
 
     def call(self, inputs, lam=None):
@@ -137,7 +118,7 @@ class GradientReversal(_keras().layers.Layer):
 
 
 def _as_matrix(name: str, x):
-    ops = _keras().ops
+    ops = keras.ops
     if isinstance(x, np.ndarray):
         if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1:
             raise ValueError(f"{name} must be a 2-D array of at least 2 feature vectors, "
@@ -158,7 +139,7 @@ def _check_pair(source, target):
 
 
 def _covariance(x):
-    ops = _keras().ops
+    ops = keras.ops
     n = ops.cast(ops.shape(x)[0], x.dtype)
     centred = x - ops.mean(x, axis=0, keepdims=True)
     return ops.matmul(ops.transpose(centred), centred) / (n - 1.0)
@@ -171,7 +152,7 @@ def coral_loss(source, target):
     Differentiable Keras ops: use it in a custom ``train_step``, ``add_loss`` or
     :class:`DomainAdapter`. Zero for identical batches.
     """
-    ops = _keras().ops
+    ops = keras.ops
     s, t = _check_pair(source, target)
     d = ops.cast(ops.shape(s)[1], "float32")
     n_s, n_t, width = s.shape[0], t.shape[0], s.shape[1]
@@ -186,7 +167,7 @@ def _coral_by_gram(s, t):
     ``||A A^T||^2 / (n-1)^2 + ||B B^T||^2 / (m-1)^2 - 2 ||A B^T||^2 / ((n-1)(m-1))``.
     The same number as the d x d covariances give, at O(n^2 d) instead of O(n d^2) cost
     (a 32-image batch of 1,568 features: about 50 times fewer operations)."""
-    ops = _keras().ops
+    ops = keras.ops
     a = s - ops.mean(s, axis=0, keepdims=True)
     b = t - ops.mean(t, axis=0, keepdims=True)
     n = ops.cast(ops.shape(a)[0], "float32") - 1.0
@@ -207,13 +188,12 @@ def mmd_loss(source, target, *, multipliers: Sequence[float] = MMD_MULTIPLIERS):
     ``mean K_ss + mean K_tt - 2 mean K_st``: exactly 0 for identical batches, growing as the
     two distributions move apart.
     """
-    keras = _keras()
     ops = keras.ops
     if (isinstance(multipliers, (str, bytes)) or not isinstance(multipliers, Sequence)
             or not multipliers):
         raise ValueError(f"multipliers must be a non-empty sequence of positive numbers, "
                          f"got {multipliers!r}")
-    mults = [_check_number("multipliers", m, strict=True) for m in multipliers]
+    mults = [checks.number("multipliers", m, low=0.0, strict=True) for m in multipliers]
     s, t = _check_pair(source, target)
     n = ops.shape(s)[0]
     pooled = ops.concatenate([s, t], axis=0)
@@ -232,13 +212,11 @@ def mmd_loss(source, target, *, multipliers: Sequence[float] = MMD_MULTIPLIERS):
 # Encoders and classifiers
 # --------------------------------------------------------------------------------------------
 
-def split_model(model, at: str = "dense"):
+def split_model(model: keras.Model, at: str = "dense") -> tuple[keras.Model, keras.Model]:
     """Split a chain model such as :func:`tlutils.models.build_cnn` into ``(encoder,
     classifier)`` at layer ``at`` (chapter 05): the encoder maps images to ``at``'s output, the
     classifier maps those features to logits. Both share the original layers' weights."""
-    keras = _keras()
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
+    checks.model(model)
     names = [layer.name for layer in model.layers]
     if not isinstance(at, str) or at not in names:
         raise ValueError(f"at={at!r} is not a layer of {model.name!r}; it has {names}")
@@ -254,7 +232,7 @@ def split_model(model, at: str = "dense"):
     return encoder, classifier
 
 
-def inflate_channels(model, channels: int = 3):
+def inflate_channels(model: keras.Model, channels: int = 3) -> keras.Model:
     """A copy of a grey-input model that reads ``channels``-channel images (chapter 05).
 
     The first layer's kernel is repeated across the new channels and divided by
@@ -262,10 +240,8 @@ def inflate_channels(model, channels: int = 3):
     what the original computes on the grey image (the "inflation" trick). Every other weight
     is copied unchanged; the original model is untouched.
     """
-    keras = _keras()
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
-    channels = _check_int("channels", channels)
+    checks.model(model)
+    channels = checks.int_at_least("channels", channels)
     shape = tuple(model.input_shape[1:])
     if shape[-1] != 1:
         raise ValueError(f"model must read 1-channel images, its input shape is {shape}")
@@ -290,13 +266,12 @@ def cnn_parts(seed: int = 0, *, input_shape: tuple[int, ...] = (28, 28, 3), num_
     split into ``(encoder, classifier)`` at ``at`` (chapter 05's default networks)."""
     from tlutils import models
 
-    seed = _check_int("seed", seed, low=0)
-    _keras().utils.set_random_seed(seed)
+    seed = checks.int_at_least("seed", seed, 0)
+    keras.utils.set_random_seed(seed)
     return split_model(models.build_cnn(input_shape, num_classes, **cnn_kwargs), at=at)
 
 
-def _domain_classifier(hidden: Sequence[int], seed: int):
-    keras = _keras()
+def _domain_classifier(hidden: Sequence[int], seed: int) -> keras.Sequential:
     layers = []
     for i, width in enumerate(hidden, start=1):
         layers.append(keras.layers.Dense(
@@ -311,7 +286,7 @@ def _domain_classifier(hidden: Sequence[int], seed: int):
 # The adapter model
 # --------------------------------------------------------------------------------------------
 
-class DomainAdapter(_keras().Model):
+class DomainAdapter(keras.Model):
     """A Keras model that trains ``classifier(encoder(x))`` on labelled source data while
     aligning source and target features (chapter 05, "Cross-domain transfer").
 
@@ -337,24 +312,21 @@ class DomainAdapter(_keras().Model):
                  schedule: str | None = None, total_steps: int = 1000,
                  domain_hidden: Sequence[int] = (64,), mmd_multipliers: Sequence[float] =
                  MMD_MULTIPLIERS, seed: int = 0, **kwargs):
-        keras = _keras()
-        for name, part in (("encoder", encoder), ("classifier", classifier)):
-            if not isinstance(part, keras.Model):
-                raise ValueError(f"{name} must be a keras.Model, got {type(part).__name__}")
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        weight = _check_number("weight", weight)
+        checks.model(encoder, "encoder")
+        checks.model(classifier, "classifier")
+        checks.one_of("method", method, METHODS)
+        weight = checks.number("weight", weight, low=0.0)
         if schedule is None:
             schedule = "ganin" if method == "dann" else "constant"
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-        total_steps = _check_int("total_steps", total_steps)
+        total_steps = checks.int_at_least("total_steps", total_steps)
         if (isinstance(domain_hidden, (str, bytes)) or not isinstance(domain_hidden, Sequence)
                 or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0
                            for h in domain_hidden)):
             raise ValueError(f"domain_hidden must be a sequence of positive ints, "
                              f"got {domain_hidden!r}")
-        seed = _check_int("seed", seed, low=0)
+        seed = checks.int_at_least("seed", seed, 0)
         mmd_loss(np.zeros((2, 1), np.float32), np.zeros((2, 1), np.float32),
                  multipliers=mmd_multipliers)  # validates multipliers
         kwargs.setdefault("name", f"{method}_adapter")
@@ -373,10 +345,12 @@ class DomainAdapter(_keras().Model):
             trainable=False, name="total_steps", aggregation="only_first_replica")
         self.ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
-        self._trackers = {name: keras.metrics.Mean(name=name)
+        self.trackers = {name: keras.metrics.Mean(name=name)
                           for name in ("loss", "class_loss", "align_loss", "lambda")}
         if method == "dann":
-            n_features = int(np.prod(encoder.output.shape[1:]))
+            # compute_output_shape works for every built encoder, Sequential included.
+            out_shape = encoder.compute_output_shape(encoder.input_shape)
+            n_features = int(np.prod(out_shape[1:]))
             self.discriminator.build((None, n_features))
         # Every variable exists now. Saying so stops Keras from "building" the model on a
         # data batch under a tf.distribute strategy: our batches are ((xs, ys), xt), not x.
@@ -389,26 +363,26 @@ class DomainAdapter(_keras().Model):
 
     @property
     def metrics(self):
-        return list(self._trackers.values())
+        return list(self.trackers.values())
 
     def set_total_steps(self, steps: int) -> None:
         """Set the length of training that the schedule's progress ``p`` is measured against."""
-        self.total_steps.assign(float(_check_int("steps", steps)))
+        self.total_steps.assign(float(checks.int_at_least("steps", steps)))
 
     def adaptation_weight(self, step):
         """``lambda`` at optimizer step ``step`` (a tensor or a number)."""
-        ops = _keras().ops
+        ops = keras.ops
         if self.schedule == "constant":
             return ops.cast(self.weight, "float32") + 0.0 * ops.cast(step, "float32")
         progress = ops.cast(step, "float32") / ops.cast(self.total_steps, "float32")
         return self.weight * ganin_lambda(progress)
 
     # Training -----------------------------------------------------------------------------
-    def _objective(self, data, training=True):
+    def objective(self, data, training=True):
         """``(class_loss, align_loss, extra, lambda)``: the training objective is
         ``class_loss + extra``; ``align_loss`` is the unweighted alignment term (DANN: the
         domain classifier's cross-entropy; CORAL/MMD: the distance between the batches)."""
-        ops = _keras().ops
+        ops = keras.ops
         (xs, ys), xt = data
         fs = self.encoder(xs, training=training)
         logits = self.classifier(fs, training=training)
@@ -435,10 +409,8 @@ class DomainAdapter(_keras().Model):
         return class_loss, align, lam * align, lam
 
     def train_step(self, data):
-        import tensorflow as tf
-
         with tf.GradientTape() as tape:
-            class_loss, align, extra, lam = self._objective(data)
+            class_loss, align, extra, lam = self.objective(data)
             loss = class_loss + extra
             if self.losses:
                 loss = loss + tf.add_n(self.losses)
@@ -449,39 +421,25 @@ class DomainAdapter(_keras().Model):
         self.optimizer.apply_gradients(zip(grads, variables))
         for name, value in (("loss", loss), ("class_loss", class_loss),
                             ("align_loss", align), ("lambda", lam)):
-            self._trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self._trackers.items()}
+            self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def test_step(self, data):
         x, y = data
         logits = self(x, training=False)
         loss = self.ce(y, logits)
-        self._trackers["class_loss"].update_state(loss)
-        return {"class_loss": self._trackers["class_loss"].result()}
+        self.trackers["class_loss"].update_state(loss)
+        return {"class_loss": self.trackers["class_loss"].result()}
 
 
 # --------------------------------------------------------------------------------------------
 # Data and training loops
 # --------------------------------------------------------------------------------------------
 
-def _check_images(name: str, x: object) -> np.ndarray:
-    if not isinstance(x, np.ndarray) or x.ndim < 2 or len(x) == 0:
-        raise ValueError(f"{name} must be a non-empty numpy array of samples, "
-                         f"got {getattr(x, 'shape', type(x).__name__)!r}")
-    return x
-
-
-def _check_labels(name: str, y: object, n: int) -> np.ndarray:
-    if not isinstance(y, np.ndarray) or y.ndim != 1 or len(y) != n:
-        raise ValueError(f"{name} must be a 1-D array of {n} integer labels, "
-                         f"got {getattr(y, 'shape', type(y).__name__)!r}")
-    return y
-
-
-def _check_source_target(xs, ys, xt) -> None:
-    _check_images("x_source", xs)
-    _check_labels("y_source", ys, len(xs))
-    _check_images("x_target", xt)
+def _check_source_target(xs: object, ys: object, xt: object) -> None:
+    checks.xy(xs, ys, names=("x_source", "y_source"))
+    checks.finite_array("x_target", xt, min_ndim=2)
+    assert isinstance(xs, np.ndarray) and isinstance(xt, np.ndarray)
     if xs.shape[1:] != xt.shape[1:]:
         raise ValueError(f"x_target must have the source's sample shape {xs.shape[1:]}, "
                          f"got {xt.shape[1:]}")
@@ -491,11 +449,9 @@ def adaptation_dataset(x_source: np.ndarray, y_source: np.ndarray, x_target: np.
                        batch_size: int = 64, seed: int = 0, shuffle: bool = True):
     """An endless ``tf.data`` stream of ``((x_source, y_source), x_target)`` batches, each
     domain shuffled with its own seeded order (chapter 05)."""
-    import tensorflow as tf
-
     _check_source_target(x_source, y_source, x_target)
-    batch_size = _check_int("batch_size", batch_size)
-    seed = _check_int("seed", seed, low=0)
+    batch_size = checks.int_at_least("batch_size", batch_size)
+    seed = checks.int_at_least("seed", seed, 0)
 
     def stream(arrays, offset):
         # Shuffle indices, not images: a shuffle buffer of 8,000 images copies 75 MB per epoch.
@@ -520,34 +476,6 @@ def _steps_per_execution(steps: int, wanted: int = 25) -> int:
     return math.gcd(steps, wanted)
 
 
-def ganin_learning_rate(lr: float, total_steps: int):
-    """Ganin et al.'s annealed learning rate ``lr / (1 + 10 p)^0.75`` with ``p`` the training
-    progress, as a Keras ``LearningRateSchedule`` (chapter 05): it ends at about a sixth of
-    ``lr``, which calms the adversarial game at the end of training."""
-    keras = _keras()
-    lr = _check_number("lr", lr, strict=True)
-    total_steps = _check_int("total_steps", total_steps)
-
-    class GaninLearningRate(keras.optimizers.schedules.LearningRateSchedule):
-        def __call__(self, step):
-            ops = keras.ops
-            p = ops.minimum(ops.cast(step, "float32") / float(total_steps), 1.0)
-            return lr / ops.power(1.0 + 10.0 * p, 0.75)
-
-        def get_config(self):
-            return {"lr": lr, "total_steps": total_steps}
-
-    return GaninLearningRate()
-
-
-def _optimizer(optimizer: str | object, lr: float, anneal_steps: int | None = None):
-    from tlutils.train import make_optimizer
-
-    lr = _check_number("lr", lr, strict=True)
-    rate = lr if anneal_steps is None else ganin_learning_rate(lr, anneal_steps)
-    return make_optimizer(optimizer, rate)
-
-
 def fit_adapter(adapter, x_source: np.ndarray, y_source: np.ndarray, x_target: np.ndarray, *,
                 steps: int = 300, batch_size: int = 64, lr: float = 1e-3,
                 optimizer: str | object = "adam", seed: int | None = 0, strategy=None,
@@ -560,9 +488,6 @@ def fit_adapter(adapter, x_source: np.ndarray, y_source: np.ndarray, x_target: n
     is a ``tf.distribute.Strategy`` under whose scope the adapter is compiled: build the
     adapter under the same scope, or pass a builder. ``batch_size`` is the global batch.
     """
-    import pandas as pd
-    import tensorflow as tf
-
     from tlutils.config import setup
 
     builder = None
@@ -572,12 +497,12 @@ def fit_adapter(adapter, x_source: np.ndarray, y_source: np.ndarray, x_target: n
         raise ValueError(f"adapter must be a DomainAdapter or a builder of one, "
                          f"got {type(adapter).__name__}")
     _check_source_target(x_source, y_source, x_target)
-    steps = _check_int("steps", steps)
-    batch_size = _check_int("batch_size", batch_size)
+    steps = checks.int_at_least("steps", steps)
+    batch_size = checks.int_at_least("batch_size", batch_size)
     if verbose not in (0, 1):
         raise ValueError(f"verbose must be 0 or 1, got {verbose!r}")
     if seed is not None:
-        setup(_check_int("seed", seed, low=0))
+        setup(checks.int_at_least("seed", seed, 0))
     strategy = strategy or tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.Strategy):
         raise ValueError(f"strategy must be a tf.distribute.Strategy, got {strategy!r}")
@@ -586,7 +511,7 @@ def fit_adapter(adapter, x_source: np.ndarray, y_source: np.ndarray, x_target: n
             adapter = builder()
             if not isinstance(adapter, DomainAdapter):
                 raise ValueError("adapter builder must return a DomainAdapter")
-        adapter.compile(optimizer=_optimizer(optimizer, lr),
+        adapter.compile(optimizer=train.make_optimizer(optimizer, lr),
                         steps_per_execution=_steps_per_execution(steps))
     adapter.set_total_steps(steps)
     ds = adaptation_dataset(x_source, y_source, x_target, batch_size=batch_size,
@@ -621,12 +546,13 @@ def _method_table(methods) -> dict[str, dict]:
     return table
 
 
-def compare(parts: Callable[[int], tuple], x_source: np.ndarray, y_source: np.ndarray,
-            x_target: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, *,
-            methods=METHODS, seeds: Sequence[int] = (0, 1, 2), steps: int = 300,
-            batch_size: int = 64, lr: float = 1e-3, optimizer: str = "adam",
-            anneal: bool = False, oracle: tuple | None = None, verbose: bool = False,
-            keep: bool = False):
+def compare(parts: Callable[[int], tuple[keras.Model, keras.Model]], x_source: np.ndarray,
+            y_source: np.ndarray, x_target: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+            *, methods: Sequence[str] | Mapping[str, Mapping[str, object]] = METHODS,
+            seeds: Sequence[int] = (0, 1, 2), steps: int = 300, batch_size: int = 64,
+            lr: float = 1e-3, optimizer: str = "adam",
+            oracle: tuple[np.ndarray, np.ndarray] | None = None, verbose: bool = False,
+            keep: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, DomainAdapter]]:
     """Train every method for every seed on one adaptation task and score each on the target
     test set (chapter 05, "Cross-domain transfer"; ``benchmarks/bench_adapt.py``).
 
@@ -635,31 +561,20 @@ def compare(parts: Callable[[int], tuple], x_source: np.ndarray, y_source: np.nd
     e.g. ``{"dann": {"weight": 0.3}}``. ``oracle=(x_target_labelled, y_target_labelled)``
     adds ``target_oracle``: the same network trained on *labelled* target images, the upper
     bound. ``optimizer`` is ``"adam"``, ``"sgd"`` or ``"momentum"`` (SGD, 0.9), with learning
-    rate ``lr``, annealed as :func:`ganin_learning_rate` when ``anneal``. Each method is
-    compiled once and reset (weights, optimizer, dropout RNG) for every
-    seed, so a run costs only its steps. Returns a tidy DataFrame ``method, seed, accuracy,
-    seconds`` (and, with ``keep=True``, the dict of the last seed's trained adapters as well).
+    rate ``lr``. Entries with equal settings share one compiled adapter, rewound for every
+    seed by the comparison engine (:class:`tlutils.engine.Trainee`), so a run costs only its
+    steps. Returns a tidy DataFrame ``method, seed, accuracy, seconds`` (and, with
+    ``keep=True``, the dict of the last seed's trained adapters as well).
     """
-    import pandas as pd
-
-    from tlutils import train, transfer
-    from tlutils.config import setup
-
     if not callable(parts):
         raise ValueError("parts must be callable as parts(seed) -> (encoder, classifier)")
     _check_source_target(x_source, y_source, x_target)
-    _check_images("x_test", x_test)
-    _check_labels("y_test", y_test, len(x_test))
-    if (isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise ValueError(f"seeds must be a non-empty sequence of non-negative ints, got {seeds!r}")
-    steps = _check_int("steps", steps)
-    batch_size = _check_int("batch_size", batch_size)
-    if not isinstance(optimizer, str):
-        raise ValueError(f"optimizer must be 'adam', 'sgd' or 'momentum', got {optimizer!r}")
-    _optimizer(optimizer, lr)  # validates both
-    if not isinstance(anneal, bool):
-        raise ValueError(f"anneal must be True or False, got {anneal!r}")
+    checks.xy(x_test, y_test, names=("x_test", "y_test"))
+    seeds = checks.seeds(seeds)
+    steps = checks.int_at_least("steps", steps)
+    batch_size = checks.int_at_least("batch_size", batch_size)
+    lr = checks.number("lr", lr, low=0.0, strict=True)
+    checks.one_of("optimizer", optimizer, train.OPTIMIZERS)
     table = _method_table(methods)
     if oracle is not None:
         if not (isinstance(oracle, tuple) and len(oracle) == 2):
@@ -670,37 +585,37 @@ def compare(parts: Callable[[int], tuple], x_source: np.ndarray, y_source: np.nd
                              "given: compare adds that entry itself")
         table["target_oracle"] = {"method": "source_only"}
 
-    rows, kept = [], {}
-    compiled: dict[str, DomainAdapter] = {}  # entries with equal settings share one graph
-    for name, settings in table.items():
-        def build(seed: int, settings=settings):
+    def trainee(settings: dict) -> engine.Trainee:
+        def build(seed: int) -> keras.Model:
             encoder, classifier = parts(seed)
             return DomainAdapter(encoder, classifier, total_steps=steps, seed=seed, **settings)
 
-        setup(seeds[0])
-        inits = {seed: build(seed).get_weights() for seed in seeds}
+        def compile_(adapter: keras.Model) -> None:
+            adapter.compile(optimizer=train.make_optimizer(optimizer, lr),
+                            steps_per_execution=_steps_per_execution(steps))
+
+        return engine.Trainee(build, seeds, compile=compile_)
+
+    rows, kept = [], {}
+    trainees: dict[str, engine.Trainee] = {}  # entries with equal settings share one graph
+    for name, settings in table.items():
         key = repr(sorted(settings.items()))
-        if key not in compiled:
-            compiled[key] = build(seeds[0])
-            compiled[key].compile(optimizer=_optimizer(optimizer, lr, steps if anneal else None),
-                                  steps_per_execution=_steps_per_execution(steps))
-        adapter = compiled[key]
-        xs, ys = oracle if (oracle is not None and name == "target_oracle") else (x_source, y_source)
+        if key not in trainees:
+            trainees[key] = trainee(settings)
+        xs, ys = oracle if (oracle is not None and name == "target_oracle") else (x_source,
+                                                                                  y_source)
         for seed in seeds:
             start = time.perf_counter()
-            setup(seed)
-            adapter.set_weights(inits[seed])
-            adapter.set_total_steps(steps)
-            if adapter.optimizer.built:
-                transfer._reset_optimizer(adapter.optimizer)
-            transfer._reset_rng_state(adapter, seed)
+            adapter = trainees[key].rewind(seed)
             ds = adaptation_dataset(xs, ys, x_target, batch_size=batch_size, seed=seed)
             adapter.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
             acc = train.accuracy(adapter, x_test, y_test)
             rows.append({"method": name, "seed": seed, "accuracy": acc,
                          "seconds": time.perf_counter() - start})
         if keep:  # a copy: a later entry with the same settings retrains this adapter
-            kept[name] = build(seeds[-1])
+            encoder, classifier = parts(seeds[-1])
+            kept[name] = DomainAdapter(encoder, classifier, total_steps=steps, seed=seeds[-1],
+                                       **settings)
             kept[name].set_weights(adapter.get_weights())
         if verbose:
             accs = [r["accuracy"] for r in rows[-len(seeds):]]
@@ -729,9 +644,9 @@ def a_distance(source_features: np.ndarray, target_features: np.ndarray, *, seed
     if source_features.shape[1] != target_features.shape[1]:
         raise ValueError(f"target_features must have {source_features.shape[1]} columns like "
                          f"source_features, got {target_features.shape[1]}")
-    seed = _check_int("seed", seed, low=0)
-    max_samples = _check_int("max_samples", max_samples, low=4)
-    C = _check_number("C", C, strict=True)
+    seed = checks.int_at_least("seed", seed, 0)
+    max_samples = checks.int_at_least("max_samples", max_samples, 4)
+    C = checks.number("C", C, low=0.0, strict=True)
     rng = np.random.default_rng(seed)
     n = min(len(source_features), len(target_features), max_samples)
     s = source_features[rng.permutation(len(source_features))[:n]]

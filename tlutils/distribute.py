@@ -13,33 +13,31 @@ On a machine without accelerators, :func:`logical_cpus` splits the CPU into seve
 devices so that ``MirroredStrategy`` has replicas to mirror over; the results then match the
 single-device run, which is how the chapter checks the distributed path.
 
-Why :func:`fit` exists beside ``train.fit``: a model built under a strategy makes Keras read one
-batch from a first iterator (to build the model symbolically) and then train from a *second*
-iterator of the same dataset. ``tf.data``'s ``shuffle(reshuffle_each_iteration=True)`` gives
-every iterator a new order, so the distributed run would see different batches from the
-single-device run. :func:`stable_pipeline` gives every iterator the same order (the one a
-single-device run sees); :func:`fit`, :func:`compare` and :func:`run` use it.
+A model built under a strategy makes Keras read one batch from a first iterator (to build the
+model symbolically) and then train from a *second* iterator of the same dataset. With a plain
+``shuffle(reshuffle_each_iteration=True)`` every iterator gets a new order, so the distributed
+run would see different batches from the single-device run. tlutils' one training pipeline,
+:func:`tlutils.train.batches` (:func:`stable_pipeline` here), starts the seeded shuffle afresh
+for every iterator, so every set-up sees the same batches.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tlutils import checks, train, transfer
 
 __all__ = ["KINDS", "compare", "describe", "fit", "global_batch_size", "logical_cpus",
-           "make_strategy", "run", "stable_data", "stable_pipeline"]
+           "make_strategy", "run", "stable_pipeline"]
 
 #: The strategies :func:`make_strategy` knows, besides ``"auto"``.
 KINDS = ("default", "mirrored", "multi_worker", "tpu")
-
-
-def _tf():
-    import tensorflow as tf
-
-    return tf
 
 
 def logical_cpus(n: int = 2) -> list[str]:
@@ -55,7 +53,6 @@ def logical_cpus(n: int = 2) -> list[str]:
     """
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 64:
         raise ValueError(f"n must be an int in [1, 64], got {n!r}")
-    tf = _tf()
     cpu = tf.config.list_physical_devices("CPU")[0]
     current = tf.config.get_logical_device_configuration(cpu)
     if not (current is None and n == 1) and (current is None or len(current) != n):
@@ -92,7 +89,6 @@ def make_strategy(kind: str = "auto", *, devices: list[str] | None = None,
     if devices is not None and (isinstance(devices, str) or not all(
             isinstance(d, str) for d in devices) or not devices):
         raise ValueError(f"devices must be a non-empty list of device names, got {devices!r}")
-    tf = _tf()
     if kind == "auto":
         tpu_visible = (tf.config.list_physical_devices("TPU")
                        or os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"))
@@ -125,7 +121,6 @@ def make_strategy(kind: str = "auto", *, devices: list[str] | None = None,
 
 def describe(strategy=None) -> dict:
     """The strategy's class, number of replicas and devices, as a small dict (chapter 05)."""
-    tf = _tf()
     strategy = strategy or tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.Strategy):
         raise ValueError(f"strategy must be a tf.distribute.Strategy, got {strategy!r}")
@@ -145,75 +140,43 @@ def global_batch_size(per_replica: int, strategy=None) -> int:
     return per_replica * describe(strategy)["replicas"]
 
 
-def stable_pipeline(x: np.ndarray, y: np.ndarray, *, batch_size: int, seed: int):
+def stable_pipeline(x: np.ndarray, y: np.ndarray, *, batch_size: int,
+                    seed: int) -> tf.data.Dataset:
     """Shuffled, repeated training batches whose order is the same for every iterator
-    created from the dataset, and equal to the order ``tlutils.train``'s own pipeline gives
-    its first iterator (chapter 05, "Scale-out"). The shuffle is built inside ``flat_map``, so
-    each new iterator starts a fresh shuffle from ``seed`` instead of continuing one."""
-    from tlutils import train
-
-    train._check_xy(x, y)
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    tf = _tf()
-    base = tf.data.Dataset.from_tensor_slices((x, y))
-    n = len(x)
-
-    def epochs(_):
-        return base.shuffle(n, seed=seed, reshuffle_each_iteration=True).repeat()
-
-    return tf.data.Dataset.range(1).flat_map(epochs).batch(batch_size).prefetch(2)
+    created from the dataset (chapter 05, "Scale-out"): :func:`tlutils.train.batches`, the
+    pipeline every tlutils training function uses, with its arguments checked."""
+    checks.xy(x, y)
+    return train.batches(x, y, batch_size=checks.int_at_least("batch_size", batch_size),
+                         seed=checks.int_at_least("seed", seed, 0))
 
 
-@contextlib.contextmanager
-def stable_data() -> Iterator[None]:
-    """Within this block, tlutils' training functions feed Keras :func:`stable_pipeline`
-    (chapter 05). Single-device results are unchanged; distributed ones now see the same
-    batches."""
-    from tlutils import train
-
-    original = train._pipeline
-    train._pipeline = stable_pipeline
-    try:
-        yield
-    finally:
-        train._pipeline = original
+def fit(model: Any, x: np.ndarray, y: np.ndarray, *,
+        strategy: tf.distribute.Strategy | None = None, **kwargs: Any) -> pd.DataFrame:
+    """:func:`tlutils.train.fit` with a ``strategy`` (chapter 05, "Scale-out"). Build
+    ``model`` under ``strategy.scope()`` first. With ``strategy=None`` this is exactly
+    ``train.fit``."""
+    return train.fit(model, x, y, strategy=strategy, **kwargs)
 
 
-def fit(model, x: np.ndarray, y: np.ndarray, *, strategy=None, **kwargs):
-    """:func:`tlutils.train.fit` with a ``strategy`` and the same batches in every replica
-    set-up (chapter 05, "Scale-out"). Build ``model`` under ``strategy.scope()`` first.
-
-    With ``strategy=None`` this is exactly ``train.fit`` (same batches, same result).
-    """
-    from tlutils import train
-
-    with stable_data():
-        return train.fit(model, x, y, strategy=strategy, **kwargs)
-
-
-def run(fn: Callable, *args, strategy=None, **kwargs):
+def run(fn: Callable[..., Any], *args: Any, strategy: tf.distribute.Strategy | None = None,
+        **kwargs: Any) -> Any:
     """Call ``fn(*args, **kwargs)`` inside ``strategy.scope()`` (default: the current
     strategy), so the models it builds are replicated and its Keras ``fit`` calls are
     distributed, e.g. ``run(zoo.source_model, strategy=s, dataset="fonts")`` (chapter 05)."""
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {fn!r}")
-    tf = _tf()
     strategy = strategy or tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.Strategy):
         raise ValueError(f"strategy must be a tf.distribute.Strategy, got {strategy!r}")
-    with strategy.scope(), stable_data():
+    with strategy.scope():
         return fn(*args, **kwargs)
 
 
-def compare(source, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
-            y_test: np.ndarray, *, strategy=None, **kwargs):
+def compare(source: Any, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
+            y_test: np.ndarray, *, strategy: tf.distribute.Strategy | None = None,
+            **kwargs: Any) -> pd.DataFrame:
     """:func:`tlutils.transfer.compare` under ``strategy`` (chapter 05, "Scale-out"): every
     target model it builds is replicated, every run distributed. ``source`` may live
     outside the scope; it is only copied."""
-    from tlutils import transfer
-
     return run(transfer.compare, source, x_pool, y_pool, x_test, y_test, strategy=strategy,
                **kwargs)

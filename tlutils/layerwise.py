@@ -15,9 +15,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
+import keras
 import numpy as np
+import pandas as pd
 
-from tlutils import models
+from tlutils import checks, engine, models, train
 
 __all__ = ["MODES", "grow", "layer_sweep", "seed_runs", "transfer_first_n"]
 
@@ -25,25 +27,8 @@ __all__ = ["MODES", "grow", "layer_sweep", "seed_runs", "transfer_first_n"]
 MODES = ("frozen", "fine_tuned")
 
 
-def _keras():
-    import keras
-
-    return keras
-
-
-def _check_model(name: str, model: object) -> None:
-    if not isinstance(model, _keras().Model):
-        raise ValueError(f"{name} must be a keras.Model, got {type(model).__name__}")
-
-
-def _check_int(name: str, value: object, low: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    return int(value)
-
-
-def transfer_first_n(source, n: int, *, frozen: bool = False, num_classes: int | None = None,
-                     seed: int = 0):
+def transfer_first_n(source: keras.Model, n: int, *, frozen: bool = False,
+                     num_classes: int | None = None, seed: int = 0) -> keras.Model:
     """A copy of ``source``'s architecture whose first ``n`` weighted layers carry the
     source's weights and the rest fresh random ones (chapter 02, "Layer generality").
 
@@ -53,20 +38,18 @@ def transfer_first_n(source, n: int, *, frozen: bool = False, num_classes: int |
     ``num_classes`` different from the source's, the head is new and ``n`` may not include
     it. The source is never modified.
     """
-    keras = _keras()
-    _check_model("source", source)
+    checks.model(source, "source")
     weighted = models.weighted_layers(source)
-    n = _check_int("n", n, 0)
+    n = checks.int_at_least("n", n, 0)
     if n > len(weighted):
         raise ValueError(f"n must be at most {len(weighted)} (the weighted layers of "
                          f"{source.name!r}: {weighted}), got {n}")
     if not isinstance(frozen, bool):
         raise ValueError(f"frozen must be a bool, got {frozen!r}")
-    _check_int("seed", seed, 0)
+    checks.int_at_least("seed", seed, 0)
     n_out = int(source.output_shape[-1])
-    if num_classes is None:
-        num_classes = n_out
-    _check_int("num_classes", num_classes, 2)
+    num_classes = checks.int_at_least("num_classes",
+                                      n_out if num_classes is None else num_classes, 2)
     if num_classes != n_out and n == len(weighted):
         raise ValueError(f"n={n} would copy the head, but num_classes={num_classes} differs "
                          f"from the source's {n_out}")
@@ -82,8 +65,9 @@ def transfer_first_n(source, n: int, *, frozen: bool = False, num_classes: int |
     return target
 
 
-def grow(source, upto: str, new_layers: Callable, *, num_classes: int,
-         pretrained: bool = True, freeze: bool = True, seed: int = 0, head: str = "head"):
+def grow(source: keras.Model, upto: str, new_layers: Callable[[keras.KerasTensor], object], *,
+         num_classes: int, pretrained: bool = True, freeze: bool = True, seed: int = 0,
+         head: str = "head") -> keras.Model:
     """Structural transfer (chapter 02): keep ``source`` from its input up to layer ``upto``
     and grow new layers on it, then a fresh ``Dense(num_classes)`` named ``head``.
 
@@ -93,15 +77,14 @@ def grow(source, upto: str, new_layers: Callable, *, num_classes: int,
     architecture freshly initialised (the no-transfer control); ``freeze`` keeps the reused
     part fixed. The source is never modified.
     """
-    keras = _keras()
-    _check_model("source", source)
+    checks.model(source, "source")
     names = [layer.name for layer in source.layers]
     if upto not in names:
         raise ValueError(f"upto={upto!r} is not a layer of {source.name!r}; it has {names}")
     if not callable(new_layers):
         raise ValueError("new_layers must be a function from a Keras tensor to a Keras tensor")
-    _check_int("num_classes", num_classes, 2)
-    _check_int("seed", seed, 0)
+    checks.int_at_least("num_classes", num_classes, 2)
+    checks.int_at_least("seed", seed, 0)
     for name, value in (("pretrained", pretrained), ("freeze", freeze)):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be a bool, got {value!r}")
@@ -121,63 +104,33 @@ def grow(source, upto: str, new_layers: Callable, *, num_classes: int,
     return keras.Model(reused.inputs, outputs, name=f"{source.name}_grown")
 
 
-def seed_runs(build: Callable[[int], object], x_pool: np.ndarray, y_pool: np.ndarray,
+def seed_runs(build: Callable[[int], keras.Model], x_pool: np.ndarray, y_pool: np.ndarray,
               x_test: np.ndarray, y_test: np.ndarray, *, budget: int, seeds: Sequence[int],
               steps: int = 100, lr: float = 1e-3, batch_size: int = 32) -> list[float]:
     """Test accuracy of ``build(seed)`` trained on ``budget`` labels per class, one run per
     seed (chapter 02). Each run draws its own few-shot sample and initial weights from the
-    seed and takes ``steps`` Adam steps.
+    seed and takes ``steps`` Adam steps at ``lr``.
 
-    The model is compiled once and reset between seeds, as
-    :func:`tlutils.transfer.compare` does, which saves ~2 s of graph tracing per run. Every
-    ``build(seed)`` must return the same architecture with the same trainable layers.
+    The model is compiled once and rewound between seeds by the comparison engine
+    (:class:`tlutils.engine.Trainee`). Every ``build(seed)`` must return the same
+    architecture with the same trainable layers.
     """
-    from tlutils import data, train, transfer
-
     if not callable(build):
         raise ValueError("build must be a function seed -> keras.Model")
-    train._check_xy(x_pool, y_pool)
-    train._check_xy(x_test, y_test)
-    _check_int("budget", budget, 1)
-    _check_int("steps", steps, 1)
-    _check_int("batch_size", batch_size, 1)
-    if (isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise ValueError(f"seeds must be a non-empty sequence of non-negative ints, got {seeds!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    inits, flags = {}, None
-    model = None
-    for seed in seeds:
-        candidate = build(seed)
-        _check_model("build(seed)", candidate)
-        these = [w.trainable for w in candidate.weights]
-        if flags is not None and these != flags:
-            raise ValueError("build must return models with the same trainable weights for "
-                             "every seed")
-        flags = these
-        inits[seed] = candidate.get_weights()
-        if model is None:
-            model = candidate
-    train.compile_model(model, lr=lr)
-    accs = []
-    for seed in seeds:
-        xs, ys = data.few_shot(x_pool, y_pool, budget, seed=seed)
-        model.set_weights(inits[seed])
-        if model.optimizer.built:
-            transfer._reset_optimizer(model.optimizer)
-        transfer._reset_rng_state(model, seed)
-        model.fit(train._pipeline(xs, ys, batch_size=min(batch_size, len(ys)), seed=seed),
-                  epochs=1, steps_per_epoch=steps, verbose=0)
-        accs.append(train.accuracy(model, x_test, y_test))
-    return accs
+    checks.xy(x_pool, y_pool, names=("x_pool", "y_pool"))
+    checks.xy(x_test, y_test, names=("x_test", "y_test"))
+    lr = checks.number("lr", lr, low=0.0, strict=True)
+    trainee = engine.Trainee(build, seeds, compile=lambda m: train.compile_model(m, lr=lr))
+    task = engine.Task(x_pool, y_pool, x_test, y_test, checks.int_at_least("budget", budget))
+    results = engine.run({"run": trainee}, [task], steps=steps, batch_size=batch_size)
+    return [float(a) for a in results["accuracy"]]
 
 
-def layer_sweep(source, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
+def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
                 y_test: np.ndarray, *, ns: Sequence[int] | None = None,
                 modes: Sequence[str] = MODES, budget: int = 10, seeds: Sequence[int] = (0, 1, 2),
                 steps: int = 100, lr: float = 1e-3, num_classes: int | None = None,
-                verbose: bool = False):
+                verbose: bool = False) -> pd.DataFrame:
     """Yosinski et al.'s experiment (chapter 02, "Layer generality"): transfer the first
     ``n`` weighted layers of ``source`` for each ``n`` in ``ns``, frozen or fine-tuned, train
     on ``budget`` target labels per class and score on the test set.
@@ -187,9 +140,7 @@ def layer_sweep(source, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarr
     last transferred layer. ``n=0`` (no transfer) is trained once and reported under every
     mode, so each curve starts from the same scratch baseline.
     """
-    import pandas as pd
-
-    _check_model("source", source)
+    checks.model(source, "source")
     weighted = models.weighted_layers(source)
     if num_classes is None:
         num_classes = int(y_pool.max()) + 1 if isinstance(y_pool, np.ndarray) else None

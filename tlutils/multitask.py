@@ -14,18 +14,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+import keras
 import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-from tlutils import data, models, train
+from tlutils import checks, data, engine, models, train, transfer
 from tlutils.config import setup
 
 __all__ = ["build_two_head", "compare_joint_sequential", "fit_joint", "task_model"]
-
-
-def _keras():
-    import keras
-
-    return keras
 
 
 def _check_tasks(tasks: object) -> tuple[str, str]:
@@ -38,7 +35,8 @@ def _check_tasks(tasks: object) -> tuple[str, str]:
 
 def build_two_head(input_shape: tuple[int, ...] = (28, 28, 1),
                    num_classes: tuple[int, int] = (10, 10), *,
-                   tasks: tuple[str, str] = ("a", "b"), seed: int = 0, name: str = "two_head"):
+                   tasks: tuple[str, str] = ("a", "b"), seed: int = 0,
+                   name: str = "two_head") -> keras.Model:
     """A multi-task model: the book's CNN up to ``dropout`` as a shared ``trunk``, then one
     ``Dense`` head per task, ``head_<task>`` (chapter 06, "Transfer vs multi-task learning").
 
@@ -47,14 +45,12 @@ def build_two_head(input_shape: tuple[int, ...] = (28, 28, 1),
     the source CNN's names (``conv1`` ... ``dense``), so :func:`tlutils.models.copy_weights`
     can initialise it from a source model. Use :func:`task_model` for one task's classifier.
     """
-    keras = _keras()
     tasks = _check_tasks(tasks)
     if (not isinstance(num_classes, (tuple, list)) or len(num_classes) != 2
             or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 2
                        for k in num_classes)):
         raise ValueError(f"num_classes must be two ints >= 2, got {num_classes!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = checks.int_at_least("seed", seed, 0)
     keras.utils.set_random_seed(seed)
     cnn = models.build_cnn(input_shape, num_classes[0])
     trunk = keras.Model(cnn.input, cnn.get_layer("dropout").output, name="trunk")
@@ -67,16 +63,14 @@ def build_two_head(input_shape: tuple[int, ...] = (28, 28, 1),
     return keras.Model(inputs, outputs, name=name)
 
 
-def _tasks_of(model) -> list[str]:
+def _tasks_of(model: keras.Model) -> list[str]:
     return [layer.name[len("head_"):] for layer in model.layers if layer.name.startswith("head_")]
 
 
-def task_model(model, task: str):
+def task_model(model: keras.Model, task: str) -> keras.Model:
     """One task's classifier from a :func:`build_two_head` model: image -> that task's logits.
     It shares the trunk and head weights with ``model`` (chapter 06)."""
-    keras = _keras()
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
+    checks.model(model)
     names = [layer.name for layer in model.layers]
     if "trunk" not in names:
         raise ValueError(f"model {model.name!r} has no 'trunk' layer; build it with build_two_head")
@@ -87,9 +81,7 @@ def task_model(model, task: str):
     return keras.Model(inp, model.get_layer(f"head_{task}")(trunk(inp)), name=f"{model.name}_{task}")
 
 
-def _joint_pipeline(task_data: dict, batch_sizes: dict, seed: int):
-    import tensorflow as tf
-
+def _joint_pipeline(task_data: dict, batch_sizes: dict, seed: int) -> tf.data.Dataset:
     parts = []
     for i, (task, (x, y)) in enumerate(task_data.items()):
         ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -103,7 +95,7 @@ def _joint_pipeline(task_data: dict, batch_sizes: dict, seed: int):
     return tf.data.Dataset.zip(tuple(parts)).map(regroup).prefetch(2)
 
 
-def _check_task_data(model, task_data: object) -> dict:
+def _check_task_data(model: keras.Model, task_data: object) -> dict:
     if not isinstance(task_data, dict) or not task_data:
         raise ValueError("task_data must be a dict {task: (x, y)}")
     tasks = _tasks_of(model)
@@ -112,14 +104,12 @@ def _check_task_data(model, task_data: object) -> dict:
     for task, pair in task_data.items():
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise ValueError(f"task_data[{task!r}] must be a tuple (x, y)")
-        train._check_xy(*pair)
+        checks.xy(*pair, names=(f"task_data[{task!r}][0]", f"task_data[{task!r}][1]"))
     return {t: task_data[t] for t in tasks}
 
 
-def _compile_joint(model, tasks: list[str], *, lr: float, loss_weights: dict | None) -> None:
-    keras = _keras()
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+def _compile_joint(model: keras.Model, tasks: list[str], *, lr: float,
+                   loss_weights: dict | None) -> None:
     weights = {t: 1.0 for t in tasks} if loss_weights is None else dict(loss_weights)
     if sorted(weights) != sorted(tasks) or not all(
             isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0
@@ -130,23 +120,20 @@ def _compile_joint(model, tasks: list[str], *, lr: float, loss_weights: dict | N
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, loss_weights=weights)
 
 
-def fit_joint(model, task_data: dict, *, steps: int, batch_sizes: dict | None = None,
-              lr: float = 1e-3, loss_weights: dict | None = None, seed: int = 0):
+def fit_joint(model: keras.Model, task_data: dict, *, steps: int,
+              batch_sizes: dict | None = None, lr: float = 1e-3,
+              loss_weights: dict | None = None, seed: int = 0) -> pd.DataFrame:
     """Train a :func:`build_two_head` model on both tasks at once (chapter 06).
 
     Every step draws one batch per task (``batch_sizes``, default 32 each) and minimises
     ``sum_t loss_weights[t] * cross_entropy_t``. ``task_data`` maps each task name to its
     ``(x, y)`` arrays. Returns a one-row DataFrame with the final losses.
     """
-    import pandas as pd
-
-    keras = _keras()
-    if not isinstance(model, keras.Model):
-        raise ValueError(f"model must be a keras.Model, got {type(model).__name__}")
+    checks.model(model)
     task_data = _check_task_data(model, task_data)
     tasks = list(task_data)
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = checks.int_at_least("steps", steps)
+    lr = checks.number("lr", lr, low=0.0, strict=True)
     sizes = {t: 32 for t in tasks} if batch_sizes is None else dict(batch_sizes)
     if sorted(sizes) != sorted(tasks) or not all(
             isinstance(b, int) and not isinstance(b, bool) and b > 0 for b in sizes.values()):
@@ -161,13 +148,14 @@ def fit_joint(model, task_data: dict, *, steps: int, batch_sizes: dict | None = 
     return table
 
 
-def compare_joint_sequential(source, task_a: tuple[np.ndarray, np.ndarray],
+def compare_joint_sequential(source: keras.Model, task_a: tuple[np.ndarray, np.ndarray],
                              target_pool: tuple[np.ndarray, np.ndarray],
                              test_a: tuple[np.ndarray, np.ndarray],
                              test_b: tuple[np.ndarray, np.ndarray], *, budget: int,
                              seeds: Sequence[int] = (0, 1), target_steps: int = 100,
                              joint_steps: int = 200, batch_size: int = 32,
-                             joint_batch_sizes: tuple[int, int] = (32, 16), lr: float = 1e-3):
+                             joint_batch_sizes: tuple[int, int] = (32, 16),
+                             lr: float = 1e-3) -> pd.DataFrame:
     """Sequential transfer against joint multi-task training on the same two tasks (chapter 06).
 
     * ``sequential transfer``: ``source`` (already trained on task A) gets a fresh head and is
@@ -177,28 +165,21 @@ def compare_joint_sequential(source, task_a: tuple[np.ndarray, np.ndarray],
     * ``multi-task (joint)``: a fresh :func:`build_two_head` model trained for ``joint_steps``
       steps, each with a batch of task A and a batch of task B (``joint_batch_sizes``).
 
-    Both see the same few-shot task-B sample for a seed. Returns a tidy DataFrame with columns
+    Both see the same few-shot task-B sample for a seed, and both are rewound per seed by the
+    comparison engine (:class:`tlutils.engine.Trainee`). Returns a tidy DataFrame with columns
     ``approach, seed, task_a_accuracy, task_b_accuracy, seconds``.
     """
-    import pandas as pd
-
-    from tlutils import transfer
-
-    keras = _keras()
-    if not isinstance(source, keras.Model):
-        raise ValueError(f"source must be a keras.Model, got {type(source).__name__}")
+    checks.model(source, "source")
     for name, pair in (("task_a", task_a), ("target_pool", target_pool), ("test_a", test_a),
                        ("test_b", test_b)):
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise ValueError(f"{name} must be a tuple (x, y)")
-        train._check_xy(*pair)
+        checks.xy(*pair, names=(f"{name}[0]", f"{name}[1]"))
     for name, value in (("budget", budget), ("target_steps", target_steps),
                         ("joint_steps", joint_steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if (isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds)):
-        raise ValueError(f"seeds must be a non-empty sequence of non-negative ints, got {seeds!r}")
+        checks.int_at_least(name, value)
+    seeds = checks.seeds(seeds)
+    lr = checks.number("lr", lr, low=0.0, strict=True)
     if (not isinstance(joint_batch_sizes, (tuple, list)) or len(joint_batch_sizes) != 2
             or not all(isinstance(b, int) and b > 0 for b in joint_batch_sizes)):
         raise ValueError(f"joint_batch_sizes must be two positive ints, got {joint_batch_sizes!r}")
@@ -208,46 +189,39 @@ def compare_joint_sequential(source, task_a: tuple[np.ndarray, np.ndarray],
     n_b = int(max(target_pool[1].max(), test_b[1].max())) + 1
 
     rows = []
-    # Sequential: one compiled target model, reset to each seed's initial weights.
-    inits = {s: transfer.make_target(source, "fine_tune", num_classes=n_b, keep_head=False,
-                                     seed=s).get_weights() for s in seeds}
-    target = transfer.make_target(source, "fine_tune", num_classes=n_b, keep_head=False,
-                                  seed=seeds[0])
+    # Sequential: the fine-tuned target, and the source's old head on its trunk.
+    sequential = engine.Trainee(
+        lambda s: transfer.make_target(source, "fine_tune", num_classes=n_b, keep_head=False,
+                                       seed=s),
+        seeds, compile=lambda m: train.compile_model(m, lr=lr))
+    target = sequential.model
     old_head = keras.layers.Dense(n_a, name="source_head")
     left_of_a = keras.Model(target.input, old_head(target.get_layer("head").input))
     old_head.set_weights(source.get_layer("head").get_weights())
-    train.compile_model(target, lr=lr)
     for seed in seeds:
         start = time.perf_counter()
         xs, ys = data.few_shot(*target_pool, budget, seed=seed)
-        target.set_weights(inits[seed])
-        if target.optimizer.built:
-            transfer._reset_optimizer(target.optimizer)
-        transfer._reset_rng_state(target, seed)
-        target.fit(train._pipeline(xs, ys, batch_size=min(batch_size, len(ys)), seed=seed),
-                   epochs=1, steps_per_epoch=target_steps, verbose=0)
+        engine.train_steps(sequential.rewind(seed), xs, ys, steps=target_steps,
+                           batch_size=batch_size, seed=seed)
         rows.append({"approach": "sequential transfer", "seed": seed,
                      "task_a_accuracy": train.accuracy(left_of_a, *test_a),
                      "task_b_accuracy": train.accuracy(target, *test_b),
                      "seconds": time.perf_counter() - start})
 
-    # Joint: one compiled two-head model, reset to each seed's initial weights.
+    # Joint: a two-head model, one batch of each task per step.
     tasks = ("a", "b")
-    joint = build_two_head(tuple(task_a[0].shape[1:]), (n_a, n_b), tasks=tasks, seed=seeds[0])
-    _compile_joint(joint, list(tasks), lr=lr, loss_weights=None)
-    views = {t: task_model(joint, t) for t in tasks}
+    shape = tuple(task_a[0].shape[1:])
+    joint = engine.Trainee(
+        lambda s: build_two_head(shape, (n_a, n_b), tasks=tasks, seed=s), seeds,
+        compile=lambda m: _compile_joint(m, list(tasks), lr=lr, loss_weights=None))
+    views = {t: task_model(joint.model, t) for t in tasks}
     sizes = dict(zip(tasks, joint_batch_sizes))
     for seed in seeds:
         start = time.perf_counter()
         xs, ys = data.few_shot(*target_pool, budget, seed=seed)
-        joint.set_weights(build_two_head(tuple(task_a[0].shape[1:]), (n_a, n_b), tasks=tasks,
-                                         seed=seed).get_weights())
-        if joint.optimizer.built:
-            transfer._reset_optimizer(joint.optimizer)
-        transfer._reset_rng_state(joint, seed)
         sizes_now = {"a": sizes["a"], "b": min(sizes["b"], len(ys))}
-        joint.fit(_joint_pipeline({"a": task_a, "b": (xs, ys)}, sizes_now, seed), epochs=1,
-                  steps_per_epoch=joint_steps, verbose=0)
+        joint.rewind(seed).fit(_joint_pipeline({"a": task_a, "b": (xs, ys)}, sizes_now, seed),
+                               epochs=1, steps_per_epoch=joint_steps, verbose=0)
         rows.append({"approach": "multi-task (joint)", "seed": seed,
                      "task_a_accuracy": train.accuracy(views["a"], *test_a),
                      "task_b_accuracy": train.accuracy(views["b"], *test_b),

@@ -19,20 +19,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import keras
 import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-from tlutils import data, models, train
-from tlutils.transfer import _reset_optimizer, _reset_rng_state, make_target
+from tlutils import checks, data, models, train
+from tlutils.transfer import make_target
 
 __all__ = ["Choice", "SearchResult", "Trainer", "fixed_recipes", "grid", "search"]
 
 INITS = ("source", "scratch")
-
-
-def _check_lr(lr: object) -> float:
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    return float(lr)
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,7 @@ class Choice:
             raise ValueError(f"freeze must be a non-negative int, got {self.freeze!r}")
         if self.init == "scratch" and self.freeze:
             raise ValueError("freeze must be 0 when init='scratch' (frozen random layers)")
-        _check_lr(self.lr)
+        checks.number("lr", self.lr, low=0.0, strict=True)
 
     @property
     def name(self) -> str:
@@ -83,13 +80,14 @@ def grid(freeze: Sequence[int] = (0, 1, 2, 3), lrs: Sequence[float] = (3e-4, 3e-
     return out
 
 
-def fixed_recipes(model, *, lr: float = 1e-3, head_lr: float = 1e-2) -> dict[str, Choice]:
+def fixed_recipes(model: keras.Model, *, lr: float = 1e-3,
+                  head_lr: float = 1e-2) -> dict[str, Choice]:
     """Chapter 04's three fixed recipes as :class:`Choice` objects for ``model``'s depth
     (chapter 05): ``scratch`` and ``fine_tune`` (nothing frozen) at ``lr``, and
     ``feature_extraction`` (all but the head frozen) at ``head_lr``, the larger step a lone
     linear head needs."""
-    _check_lr(lr)
-    _check_lr(head_lr)
+    checks.number("lr", lr, low=0.0, strict=True)
+    checks.number("head_lr", head_lr, low=0.0, strict=True)
     depth = len(models.weighted_layers(model))
     return {"scratch": Choice("scratch", 0, lr),
             "feature_extraction": Choice("source", depth - 1, head_lr),
@@ -110,39 +108,33 @@ class Trainer:
     add up the cost of everything trained so far; :meth:`cost` returns them.
     """
 
-    def __init__(self, source, *, num_classes: int | None = None, keep_head: bool = True,
-                 batch_size: int = 32):
-        import keras
-        import tensorflow as tf
-
-        if not isinstance(source, keras.Model):
-            raise ValueError(f"source must be a keras.Model, got {type(source).__name__}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    def __init__(self, source: keras.Model, *, num_classes: int | None = None,
+                 keep_head: bool = True, batch_size: int = 32) -> None:
+        checks.model(source, "source")
+        self.batch_size = checks.int_at_least("batch_size", batch_size)
         n_out = int(source.output_shape[-1])
         self.num_classes = n_out if num_classes is None else num_classes
         self.keep_head = bool(keep_head)
-        self.batch_size = batch_size
         # make_target validates num_classes / keep_head and never modifies the source.
-        self._source = source
+        self.source = source
         self.model = make_target(source, "fine_tune", num_classes=self.num_classes,
                                  keep_head=self.keep_head, seed=0)
         self.layers = models.weighted_layers(self.model)
-        self._source_weights = self.model.get_weights()
-        self._inits: dict[tuple[str, int], list[np.ndarray]] = {}
+        self.starts: dict[tuple[str, int], list[np.ndarray]] = {}
         variables = self.model.trainable_variables
-        self._layer_of = [self._owner(v) for v in variables]
-        self._masks = [tf.Variable(1.0, trainable=False, dtype=tf.float32) for _ in variables]
+        self.layer_of = [self.owner_of(v) for v in variables]
+        self.masks = [tf.Variable(1.0, trainable=False, dtype=tf.float32) for _ in variables]
         self.optimizer = keras.optimizers.Adam(learning_rate=1e-3)
         self.optimizer.build(variables)
+        self.optimizer_start = [v.numpy() for v in self.optimizer.variables]
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        model, optimizer, masks = self.model, self.optimizer, self._masks
+        model, optimizer, masks = self.model, self.optimizer, self.masks
 
         @tf.function(input_signature=[tf.TensorSpec([None, *source.input_shape[1:]], tf.float32),
                                       tf.TensorSpec([None], tf.int64),
                                       tf.TensorSpec([None, None], tf.int32)],
                      reduce_retracing=True)
-        def _train(x, y, batches):
+        def train_batches(x: tf.Tensor, y: tf.Tensor, batches: tf.Tensor) -> tf.Tensor:
             loss = tf.constant(0.0)
             for i in tf.range(tf.shape(batches)[0]):
                 xb, yb = tf.gather(x, batches[i]), tf.gather(y, batches[i])
@@ -153,64 +145,65 @@ class Trainer:
                     [(g * m, v) for g, m, v in zip(grads, masks, model.trainable_variables)])
             return loss
 
-        self._train = _train
+        self.train_batches = train_batches
         self.runs = 0
         self.steps = 0
         self.cpu_seconds = 0.0
 
-    def _owner(self, variable) -> str:
+    def owner_of(self, variable: keras.Variable) -> str:
+        """The weighted layer a trainable variable belongs to."""
         parts = variable.path.split("/")
         for name in self.layers:
             if name in parts:
                 return name
         raise ValueError(f"variable {variable.path} belongs to no weighted layer")
 
-    def _start(self, choice: Choice, seed: int) -> list[np.ndarray]:
-        if choice.init == "source" and self.keep_head:
-            return self._source_weights
+    def start_values(self, choice: Choice, seed: int) -> list[np.ndarray]:
+        """The values of ``model.variables`` that a freshly built model for ``choice`` and
+        ``seed`` starts from (weights and dropout's random-number state)."""
         key = (choice.init, seed)
-        if key not in self._inits:
+        if key not in self.starts:
             method = "fine_tune" if choice.init == "source" else "scratch"
-            self._inits[key] = make_target(self._source, method, num_classes=self.num_classes,
-                                           keep_head=self.keep_head and method != "scratch",
-                                           seed=seed).get_weights()
-        return self._inits[key]
+            keras.utils.set_random_seed(seed)
+            fresh = make_target(self.source, method, num_classes=self.num_classes,
+                                keep_head=self.keep_head and method != "scratch", seed=seed)
+            self.starts[key] = [v.numpy() for v in fresh.variables]
+        return self.starts[key]
 
     def run(self, choice: Choice, x: np.ndarray, y: np.ndarray, *, steps: int = 100,
-            seed: int = 0):
+            seed: int = 0) -> keras.Model:
         """Train ``choice`` on ``(x, y)`` for ``steps`` mini-batch steps; return the model."""
         if not isinstance(choice, Choice):
             raise ValueError(f"choice must be a Choice, got {type(choice).__name__}")
-        train._check_xy(x, y)
-        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
-            raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        checks.xy(x, y, num_classes=self.num_classes)
+        steps = checks.int_at_least("steps", steps, 0)
+        seed = checks.int_at_least("seed", seed, 0)
         if choice.freeze > len(self.layers):
             raise ValueError(f"freeze must be at most {len(self.layers)} (the model's weighted "
                              f"layers {self.layers}), got {choice.freeze}")
         if choice.freeze == len(self.layers) and not self.keep_head:
             raise ValueError("freeze covers the new, untrained head; use keep_head=True or "
                              "freeze fewer layers")
-        if y.min() < 0 or y.max() >= self.num_classes:
-            raise ValueError(f"y must hold labels 0..{self.num_classes - 1}")
         start = time.process_time()
         frozen = set(self.layers[: choice.freeze])
-        self.model.set_weights(self._start(choice, seed))
-        for mask, layer in zip(self._masks, self._layer_of):
-            mask.assign(0.0 if layer in frozen else 1.0)
-        _reset_optimizer(self.optimizer)
+        # Rewind (as tlutils.engine.Trainee does): variables, optimizer state, seeds.
+        for variable, value in zip(self.model.variables, self.start_values(choice, seed)):
+            variable.assign(value)
+        for variable, value in zip(self.optimizer.variables, self.optimizer_start):
+            variable.assign(value)
         self.optimizer.learning_rate = choice.lr
-        _reset_rng_state(self.model, seed)
+        keras.utils.set_random_seed(seed)
+        for mask, layer in zip(self.masks, self.layer_of):
+            mask.assign(0.0 if layer in frozen else 1.0)
         if steps and choice.freeze < len(self.layers):
-            self._train(x.astype(np.float32), y.astype(np.int64),
-                        self._batches(len(y), steps, seed))
+            self.train_batches(x.astype(np.float32), y.astype(np.int64),
+                               self.batch_indices(len(y), steps, seed))
             self.steps += steps
         self.runs += 1
         self.cpu_seconds += time.process_time() - start
         return self.model
 
-    def _batches(self, n: int, steps: int, seed: int) -> np.ndarray:
+    def batch_indices(self, n: int, steps: int, seed: int) -> np.ndarray:
         """Indices of ``steps`` mini-batches: reshuffled passes over the data, like
         ``shuffle().repeat().batch()``."""
         bs = min(self.batch_size, n)
@@ -254,11 +247,9 @@ def search(trainer: Trainer, x: np.ndarray, y: np.ndarray, choices: Sequence[Cho
     ``test_accuracy`` (of the model trained on the search split): for analysis only, e.g. to
     see how close the validation choice gets to the best candidate in hindsight.
     """
-    import pandas as pd
-
     if not isinstance(trainer, Trainer):
         raise ValueError(f"trainer must be a Trainer, got {type(trainer).__name__}")
-    train._check_xy(x, y)
+    checks.xy(x, y)
     if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence) or not choices:
         raise ValueError(f"choices must be a non-empty sequence of Choice, got {choices!r}")
     for c in choices:
@@ -270,7 +261,7 @@ def search(trainer: Trainer, x: np.ndarray, y: np.ndarray, choices: Sequence[Cho
     if (x_test is None) != (y_test is None):
         raise ValueError("give both x_test and y_test, or neither")
     if x_test is not None:
-        train._check_xy(x_test, y_test)
+        checks.xy(x_test, y_test, names=("x_test", "y_test"))
     x_tr, y_tr, x_val, y_val = data.split(x, y, test_fraction=val_fraction, seed=seed)
     before = trainer.cost()
     rows = []

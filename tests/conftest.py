@@ -34,16 +34,30 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> Path:
-    """Build once per session into a temporary folder (or reuse BOOK_HTML if set)."""
+    """Build once per test run into a temporary folder (or reuse BOOK_HTML if set).
+
+    Under pytest-xdist every worker asks for this fixture; the first builds the book into
+    the run's shared temporary folder while holding a file lock, the others wait and reuse
+    it, so the book is built once however many workers need it."""
     if os.environ.get("BOOK_HTML"):
         return Path(os.environ["BOOK_HTML"])
-    out = tmp_path_factory.mktemp("book")
-    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
-    proc = subprocess.run([jb, "build", str(ROOT), "--path-output", str(out), "-W", "-n",
-                           "--keep-going"], capture_output=True, text=True, timeout=1800)
-    log = proc.stdout + proc.stderr
-    # -W turns every Sphinx warning into an error, so success means zero warnings.
-    assert proc.returncode == 0, f"book build failed:\n{log[-6000:]}"
-    return out / "_build" / "html"
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder all workers of this run share
+    out = shared / "book"
+    html = out / "_build" / "html"
+    with FileLock(str(shared / "book.lock")):
+        if (out / "build-ok").is_file():
+            return html
+        jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
+        proc = subprocess.run([jb, "build", str(ROOT), "--path-output", str(out), "-W", "-n",
+                               "--keep-going"], capture_output=True, text=True, timeout=1800)
+        log = proc.stdout + proc.stderr
+        # -W turns every Sphinx warning into an error, so success means zero warnings.
+        assert proc.returncode == 0, f"book build failed:\n{log[-6000:]}"
+        (out / "build-ok").write_text("ok\n")
+    return html
 
 

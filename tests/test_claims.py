@@ -1,0 +1,48 @@
+"""tlutils.claims: effect against seed spread, a one-line verdict, and a failing claim raises."""
+
+import math
+
+import pytest
+
+from tlutils import claims
+
+
+def test_a_clear_paired_gain_holds_and_prints_one_line(capsys):
+    v = claims.check("fine-tuning beats scratch", [0.90, 0.92, 0.91], [0.80, 0.83, 0.81])
+    assert v.verdict == "a > b" and v.paired and v.n == 3
+    assert v.effect == pytest.approx(0.0967, abs=1e-4)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("HOLDS: fine-tuning beats scratch")
+
+
+def test_a_difference_within_the_spread_is_no_clear_difference():
+    v = claims.compare([0.90, 0.70, 0.85], [0.80, 0.82, 0.79])
+    assert v.verdict == "no clear difference"
+    with pytest.raises(claims.ClaimFailed, match="FAILS"):
+        claims.check("a beats b", [0.90, 0.70, 0.85], [0.80, 0.82, 0.79], quiet=True)
+    claims.check("no clear difference", [0.90, 0.70, 0.85], [0.80, 0.82, 0.79],
+                 expect="no clear difference", quiet=True)
+
+
+def test_lower_baselines_and_single_seeds():
+    assert claims.compare([0.1, 0.12, 0.11], 0.5).verdict == "a < b"  # against a fixed number
+    one = claims.compare([0.9], [0.1])
+    assert one.verdict == "no clear difference" and math.isinf(one.spread)
+    unpaired = claims.compare([0.9, 0.91, 0.92, 0.9], [0.5, 0.52])
+    assert not unpaired.paired and unpaired.verdict == "a > b"
+    assert claims.compare([0.9, 0.91], [0.5, 0.7], margin=50).verdict == "no clear difference"
+
+
+def test_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="claim"):
+        claims.check("", [1.0], [0.0])
+    with pytest.raises(ValueError, match="expect"):
+        claims.check("x", [1.0], [0.0], expect="bigger")
+    with pytest.raises(ValueError, match="a"):
+        claims.compare([float("nan"), 1.0], [0.0, 0.0])
+    with pytest.raises(ValueError, match="b"):
+        claims.compare([1.0], [])
+    with pytest.raises(ValueError, match="paired"):
+        claims.compare([1.0, 2.0], [1.0], paired=True)
+    with pytest.raises(ValueError, match="margin"):
+        claims.compare([1.0, 2.0], [1.0, 1.0], margin=-1)

@@ -1,0 +1,112 @@
+"""Claims checked in code: a conclusion the prose draws, tested against the seed spread right
+after the result it comes from (every chapter).
+
+A comparison over seeds gives two sets of scores, ``a`` and ``b`` (one per seed, paired by seed
+when both sides used the same seeds). The *effect* is ``mean(a) - mean(b)``; the *spread* is the
+standard deviation of the paired differences (or, unpaired, ``sqrt(sd_a^2 + sd_b^2)``). A
+difference is *clear* only when ``|effect|`` exceeds ``margin`` times the spread (and, with a
+single seed, never: one seed has no spread). So the verdict is one of
+
+* ``"a > b"``: clearly higher;
+* ``"a < b"``: clearly lower;
+* ``"no clear difference"``: within the spread.
+
+:func:`check` states a claim, prints a one-line verdict and raises :class:`ClaimFailed` if the
+data do not support it, so a notebook executed with other settings stops at the sentence that
+no longer holds instead of printing it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tlutils import checks
+
+__all__ = ["EXPECTATIONS", "ClaimFailed", "Verdict", "check", "compare"]
+
+#: What a claim may expect: ``a`` clearly higher, clearly lower, or no clear difference.
+EXPECTATIONS = ("a > b", "a < b", "no clear difference")
+
+
+class ClaimFailed(AssertionError):
+    """Raised by :func:`check` when a claim does not hold for the data it is checked on."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of comparing ``a`` with ``b`` (chapter 04, "Evaluation", and every
+    chapter's claim cells): the effect, the spread, how many seeds, and the verdict."""
+
+    effect: float
+    spread: float
+    n: int
+    paired: bool
+    verdict: str
+
+    def line(self, claim: str, holds: bool) -> str:
+        """One line for the notebook: the claim, the numbers, and whether it holds."""
+        kind = "paired sd" if self.paired else "pooled sd"
+        return (f"{'HOLDS' if holds else 'FAILS'}: {claim}  [effect {self.effect:+.3f}, "
+                f"{kind} {self.spread:.3f}, {self.n} seeds -> {self.verdict}]")
+
+
+def _scores(name: str, values: object) -> np.ndarray:
+    if isinstance(values, (int, float, np.integer, np.floating)):
+        values = [values]
+    out = np.asarray(checks.sequence(name, values), dtype=np.float64)
+    checks.finite_array(name, out)
+    return out
+
+
+def compare(a: Sequence[float] | float, b: Sequence[float] | float = 0.0, *,
+            paired: bool | None = None, margin: float = 1.0) -> Verdict:
+    """Compare scores ``a`` with ``b`` over seeds (chapter 04, "Evaluation").
+
+    ``b`` may be a single number (a fixed baseline such as chance). ``paired`` (default: when
+    both have the same length > 1) uses the spread of the per-seed differences. The difference
+    is clear when ``|effect| > margin * spread`` and there are at least two seeds.
+    """
+    xa, xb = _scores("a", a), _scores("b", b)
+    margin = checks.number("margin", margin, low=0.0)
+    if paired is None:
+        paired = len(xa) == len(xb) and len(xa) > 1
+    if paired and len(xa) != len(xb):
+        raise ValueError(f"paired scores need equal lengths, got {len(xa)} and {len(xb)}")
+    effect = float(xa.mean() - xb.mean())
+    if paired:
+        diffs = xa - xb
+        spread = float(diffs.std(ddof=1)) if len(diffs) > 1 else math.inf
+        n = len(diffs)
+    else:
+        sd_a = float(xa.std(ddof=1)) if len(xa) > 1 else 0.0
+        sd_b = float(xb.std(ddof=1)) if len(xb) > 1 else 0.0
+        spread = math.hypot(sd_a, sd_b) if max(len(xa), len(xb)) > 1 else math.inf
+        n = max(len(xa), len(xb))
+    clear = n > 1 and abs(effect) > margin * spread
+    verdict = ("a > b" if effect > 0 else "a < b") if clear else "no clear difference"
+    return Verdict(effect=effect, spread=spread, n=n, paired=bool(paired), verdict=verdict)
+
+
+def check(claim: str, a: Sequence[float] | float, b: Sequence[float] | float = 0.0, *,
+          expect: str = "a > b", paired: bool | None = None, margin: float = 1.0,
+          quiet: bool = False) -> Verdict:
+    """State ``claim`` about scores ``a`` and ``b`` and check it (every chapter's claim cells).
+
+    ``expect`` is one of :data:`EXPECTATIONS`. Prints a one-line verdict (unless ``quiet``) and
+    raises :class:`ClaimFailed` if :func:`compare` does not give the expected verdict. E.g.
+    ``claims.check("fine-tuning beats scratch at 10 labels/class", ft, scratch)``.
+    """
+    if not isinstance(claim, str) or not claim.strip():
+        raise ValueError(f"claim must be a non-empty sentence, got {claim!r}")
+    checks.one_of("expect", expect, EXPECTATIONS)
+    verdict = compare(a, b, paired=paired, margin=margin)
+    holds = verdict.verdict == expect
+    if not quiet:
+        print(verdict.line(claim, holds))
+    if not holds:
+        raise ClaimFailed(verdict.line(claim, holds))
+    return verdict

@@ -1,4 +1,4 @@
-"""Tests for tlutils.interpret: saliency, Grad-CAM and linear CKA (chapter 05)."""
+"""Tests for tlutils.interpret: saliency, Grad-CAM, linear CKA and weight change (section 5.5)."""
 
 import keras
 import numpy as np
@@ -80,7 +80,7 @@ def test_cka_flattens_extra_axes():
     (np.ones((1, 2)), np.ones((1, 2)), "at least 2"),
     ([[1.0, 2.0]], np.ones((1, 2)), "a must"),
     (np.ones(5), np.ones((5, 2)), "a must"),
-    (np.ones((3, 2)), np.array([[1.0, np.nan]] * 3), "b contains NaN"),
+    (np.ones((3, 2)), np.array([[1.0, np.nan]] * 3), "b holds NaN"),
 ])
 def test_cka_rejects_bad_input(a, b, word):
     with pytest.raises(ValueError, match=word):
@@ -197,6 +197,52 @@ def test_weight_change_is_zero_for_a_clone_and_positive_after_an_edit(cnn):
     assert table["conv1"] == 0.0
     with pytest.raises(ValueError, match="layers"):
         interpret.weight_change(cnn, other, layers=["flatten"])
+
+
+def test_relative_change_formula_and_zero_rule():
+    before = [np.array([3.0, 0.0]), np.array([[4.0]])]
+    after = [np.array([3.0, 1.0]), np.array([[4.0]])]
+    assert interpret.relative_change(before, after) == pytest.approx(1.0 / 5.0)
+    assert interpret.relative_change(np.array([2.0, 0.0]), np.array([0.0, 0.0])) == 1.0
+    assert interpret.relative_change(np.float32([1, 2]), np.float32([1, 2])) == 0.0
+    # An all-zero start: nothing moved is 0, anything moved is inf (no epsilon).
+    assert interpret.relative_change(np.zeros(3), np.zeros(3)) == 0.0
+    assert interpret.relative_change(np.zeros(3), np.array([0.0, 1e-30, 0.0])) == np.inf
+    with pytest.raises(ValueError, match="same shapes"):
+        interpret.relative_change([np.ones(2)], [np.ones(3)])
+    with pytest.raises(ValueError, match="same shapes"):
+        interpret.relative_change([np.ones(2)], [np.ones(2), np.ones(2)])
+    with pytest.raises(ValueError, match="after"):
+        interpret.relative_change(np.ones(2), np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="before"):
+        interpret.relative_change([], [])
+
+
+def test_weight_change_table_uses_relative_change(cnn):
+    other = models.clone(cnn)
+    w, b = other.get_layer("dense").get_weights()
+    other.get_layer("dense").set_weights([w + 0.01, b])
+    table = interpret.weight_change(cnn, other, layers=["dense"])
+    expected = interpret.relative_change(cnn.get_layer("dense").get_weights(), [w + 0.01, b])
+    assert table["relative_change"].iloc[0] == expected
+    assert table["parameters"].iloc[0] == w.size + b.size
+    with pytest.raises(ValueError, match="layers"):
+        interpret.weight_change(cnn, models.build_mlp(), layers=["conv1"])
+
+
+def test_a_sequential_model_is_explained_too():
+    keras.utils.set_random_seed(1)
+    seq = keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(2, 3, name="c"),
+                            keras.layers.Flatten(), keras.layers.Dense(3, name="d")])
+    x = np.random.default_rng(11).random((5, 4, 4, 1)).astype(np.float32)
+    assert interpret.saliency(seq, x).shape == (5, 4, 4)
+    assert interpret.grad_cam(seq, x, layer="c").shape == (5, 4, 4)
+    assert interpret.activations(seq, x, ["d"])["d"].shape == (5, 3)
+    with pytest.raises(ValueError, match="x must have shape"):
+        interpret.activations(seq, x[:, :3], ["d"])
+    unbuilt = keras.Sequential([keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="single defined input"):
+        interpret.saliency(unbuilt, x)
 
 
 def test_cka_matrix_agrees_with_linear_cka(cnn):

@@ -18,6 +18,8 @@ def test_cnn_and_mlp_sizes_and_names():
 @pytest.mark.parametrize("kwargs,name", [
     ({"input_shape": (28, -1)}, "input_shape"), ({"num_classes": 1}, "num_classes"),
     ({"filters": (8,)}, "filters"), ({"dropout": 1.0}, "dropout"), ({"dense": 0}, "dense"),
+    ({"filters": (8, True)}, "filters"), ({"dropout": -0.1}, "dropout"),
+    ({"num_classes": 2.0}, "num_classes"),
 ])
 def test_build_cnn_bad_input(kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -39,6 +41,11 @@ def test_freeze_by_depth_name_and_list():
         models.freeze(m, ["nope"])
     with pytest.raises(ValueError, match="either"):
         models.freeze(m, ["head"], upto=1)
+    with pytest.raises(ValueError, match="upto"):
+        models.freeze(m, upto=2.5)
+    with pytest.raises(ValueError, match="single string"):
+        models.freeze(m, "head")
+    assert models.freeze(m, []) == [] and models.freeze(m, upto=0) == []
 
 
 def _tiny_xy(n=40, seed=0):
@@ -98,8 +105,9 @@ def test_copy_weights_matches_by_name_and_checks_shapes():
                                   b.get_layer("dense").get_weights()[0])
     with pytest.raises(ValueError, match="head"):
         models.copy_weights(a, b, ["head"])
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(ValueError, match=r"layers \['nope'\] are not layers"):
         models.copy_weights(a, b, ["nope"])
+    assert models.copy_weights(a, b, []) == []  # the layer sweep's "first 0 layers"
 
 
 def test_feature_extractor_and_param_table():

@@ -1,4 +1,4 @@
-"""tlutils.optim: gradient descent by hand and optimizer traces (chapter 03)."""
+"""tlutils.optim: gradient descent by hand and optimizer traces (section 3.1)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,25 @@ def test_keras_sgd_equals_hand_written_descent():
     a = optim.gradient_descent(quadratic, (1.0, -2.0), lr=0.2, steps=5)
     b = optim.optimizer_trace(quadratic, (1.0, -2.0), "sgd", lr=0.2, steps=5)
     np.testing.assert_allclose(a.thetas, b.thetas, atol=1e-6)
+
+
+def test_traces_use_the_one_optimizer_factory(monkeypatch):
+    """optim builds its Keras optimizers with tlutils.train.make_optimizer, nothing else."""
+    from tlutils import train
+
+    built = []
+    real = train.make_optimizer
+
+    def spy(optimizer, lr, **kwargs):
+        built.append((optimizer, lr))
+        return real(optimizer, lr, **kwargs)
+
+    monkeypatch.setattr(train, "make_optimizer", spy)
+    optim.optimizer_trace(quadratic, (1.0, 1.0), "momentum", lr=0.05, steps=2)
+    optim.softmax_regression(np.eye(2, dtype=np.float32), np.array([0, 1]), lr=0.1, steps=1,
+                             optimizer="adam")
+    assert built == [("momentum", 0.05), ("adam", 0.1)]
+    assert not hasattr(optim, "make_optimizer")
 
 
 def test_momentum_and_adam_move_differently_and_converge():
@@ -101,9 +120,11 @@ def test_other_bad_input():
     with pytest.raises(ValueError, match="loss_fn"):
         optim.gradient_descent("not callable", (1.0,), lr=0.1, steps=1)
     with pytest.raises(ValueError, match="kind"):
-        optim.make_optimizer("rmsprop", 0.1)
-    with pytest.raises(ValueError, match="momentum"):
-        optim.make_optimizer("momentum", 0.1, momentum=1.5)
+        optim.optimizer_trace(quadratic, (1.0, 1.0), "rmsprop", lr=0.1, steps=1)
+    with pytest.raises(ValueError, match="lr"):
+        optim.optimizer_trace(quadratic, (1.0, 1.0), "adam", lr=0.0, steps=1)
+    with pytest.raises(ValueError, match="kind"):
+        optim.compare_optimizers(quadratic, (1.0, 1.0), {"x": ("rmsprop", 0.1)}, steps=2)
     with pytest.raises(ValueError, match="settings"):
         optim.compare_optimizers(quadratic, (1.0, 1.0), {}, steps=2)
     with pytest.raises(ValueError, match="settings"):

@@ -38,3 +38,17 @@ def test_compare_methods_and_learning_curves():
     assert len(fig.axes[0].lines) == 2
     with pytest.raises(ValueError, match="history"):
         plots.learning_curves(pd.DataFrame({"loss": [1]}))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: plots.image_grid(np.zeros((3, 4, 4)), n=4), "n"),
+    (lambda: plots.image_grid(np.zeros((3, 4, 4)), ncols=0), "ncols"),
+    (lambda: plots.image_grid(np.zeros((3, 4, 4, 1, 1))), "x"),
+    (lambda: plots.confusion_matrix(np.array([0.5, 1.0]), np.array([0, 1])), "y_true"),
+    (lambda: plots.confusion_matrix(np.array([0, 1]), np.array([-1, 1])), "y_pred"),
+    (lambda: plots.compare_methods([1, 2]), "results"),
+    (lambda: plots.learning_curves(pd.DataFrame({"epoch": [1]}), metrics=[]), "metrics"),
+])
+def test_bad_input_names_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()

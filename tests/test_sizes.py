@@ -46,14 +46,39 @@ def test_breakdown_terms_sum_to_the_total_and_depend_on_family():
     assert gpt["pooler"] == 0 and gpt["segment embedding"] == 0 and gpt["final LayerNorm"] > 0
 
 
-def test_shape_only_build_allocates_nothing_and_leaves_no_pending_weights():
-    from keras.src.backend.common import global_state
-
+def test_shape_only_build_counts_bert_large():
     config = sizes.CONFIGS["BERT-large"]
     model = sizes.build_backbone(config, allocate=False)
     assert sizes.count_params(model) == sizes.transformer_params(config) == 335_141_888
-    assert all(w._value is None for w in model.weights[:5])  # shapes only, no memory
-    assert not global_state.get_global_attribute("uninitialized_variables", [])
+
+
+def test_shape_only_allocates_nothing_and_leaves_nothing_pending():
+    """Keras defers the weights built in a stateless scope and allocates every deferred
+    weight still pending when a later stateless scope closes, e.g. while tracing a layer that
+    has no ``compute_output_shape``. A counting initializer shows that a shape-only build
+    never draws its initial values, not even after such a trace."""
+    import keras
+
+    drawn = []
+
+    class Counting(keras.initializers.Initializer):
+        def __call__(self, shape, dtype=None):
+            drawn.append(tuple(shape))
+            return keras.ops.zeros(shape, dtype=dtype)
+
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return 2.0 * x
+
+    model = sizes.shape_only(lambda: keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(5, kernel_initializer=Counting())]))
+    assert isinstance(model, keras.Model) and sizes.count_params(model) == 3 * 5 + 5
+    assert drawn == []
+    Doubler()(keras.Input((2,)))  # closes a stateless scope on this thread
+    assert drawn == []
+    # The same build outside shape_only does draw them: the counter works.
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(5, kernel_initializer=Counting())])
+    assert drawn == [(3, 5)]
 
 
 def test_count_params_accepts_a_builder():
@@ -80,6 +105,8 @@ def test_cost_arithmetic():
     (lambda: sizes.build_backbone(_tiny("bert"), allocate="no"), "allocate"),
     (lambda: sizes.count_params(42), "model_or_builder"),
     (lambda: sizes.count_params(lambda: 42), "model_or_builder"),
+    (lambda: sizes.shape_only(42), "builder"),
+    (lambda: sizes.shape_only(lambda: 42), "builder"),
     (lambda: sizes.published_params("gpt5_en"), "preset"),
     (lambda: sizes.memory_bytes(-1), "n_params"),
     (lambda: sizes.memory_bytes(1, bytes_per_param=0), "bytes_per_param"),

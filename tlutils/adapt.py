@@ -347,7 +347,7 @@ class DomainAdapter(keras.Model):
         self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
         self.trackers = {name: keras.metrics.Mean(name=name)
                           for name in ("loss", "class_loss", "align_loss", "lambda")}
-        if method == "dann":
+        if self.discriminator is not None:
             # compute_output_shape works for every built encoder, Sequential included.
             out_shape = encoder.compute_output_shape(encoder.input_shape)
             n_features = int(np.prod(out_shape[1:]))
@@ -395,7 +395,7 @@ class DomainAdapter(keras.Model):
         if len(fs.shape) > 2:  # convolutional features: align them as flat vectors
             fs = ops.reshape(fs, (ops.shape(fs)[0], -1))
             ft = ops.reshape(ft, (ops.shape(ft)[0], -1))
-        if self.method == "dann":
+        if self.discriminator is not None:  # DANN
             feats = ops.concatenate([fs, ft], axis=0)
             d_logits = self.discriminator(self.reversal(feats, lam=lam), training=training)
             labels = ops.concatenate([ops.zeros((ops.shape(fs)[0], 1)),
@@ -596,7 +596,8 @@ def compare(parts: Callable[[int], tuple[keras.Model, keras.Model]], x_source: n
 
         return engine.Trainee(build, seeds, compile=compile_)
 
-    rows, kept = [], {}
+    rows: list[dict[str, float | int | str]] = []
+    kept: dict[str, DomainAdapter] = {}
     trainees: dict[str, engine.Trainee] = {}  # entries with equal settings share one graph
     for name, settings in table.items():
         key = repr(sorted(settings.items()))
@@ -618,7 +619,7 @@ def compare(parts: Callable[[int], tuple[keras.Model, keras.Model]], x_source: n
                                        **settings)
             kept[name].set_weights(adapter.get_weights())
         if verbose:
-            accs = [r["accuracy"] for r in rows[-len(seeds):]]
+            accs = [float(r["accuracy"]) for r in rows[-len(seeds):]]
             print(f"{name:<16} target accuracy {np.mean(accs):.3f} +/- {np.std(accs):.3f}")
     results = pd.DataFrame(rows)
     return (results, kept) if keep else results

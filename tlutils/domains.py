@@ -1,4 +1,5 @@
-"""Target domains built from the digits the book already has (chapter 05, "Cross-domain transfer").
+"""Target domains built from the digits the book already has (section 5.1, "Cross-domain
+transfer and domain adaptation").
 
 **MNIST-M-lite** follows the recipe Ganin et al. (2016) used to build MNIST-M: every digit is
 blended over a colour patch cut at random from a photograph, ``out = |patch - digit|`` per
@@ -13,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.datasets import load_sample_images
 
+from tlutils import checks, zoo
 from tlutils.data import Digits, load_mnist
 
 __all__ = ["AdaptationTask", "blend_with_photos", "load_mnist_m_lite", "mnist_to_mnist_m",
@@ -24,37 +27,25 @@ _PHOTOS: list[np.ndarray] = []
 
 def sample_photos() -> list[np.ndarray]:
     """scikit-learn's two sample photographs as float32 RGB arrays in [0, 1] (427x640x3 each);
-    the texture source of MNIST-M-lite (chapter 05, "Cross-domain transfer")."""
+    the texture source of MNIST-M-lite (section 5.1, "The target domain: MNIST-M-lite")."""
     if not _PHOTOS:
-        from sklearn.datasets import load_sample_images
-
         _PHOTOS.extend(np.asarray(img, np.float32) / 255.0 for img in load_sample_images().images)
     return _PHOTOS
 
 
-def _check_images(name: str, x: object) -> np.ndarray:
-    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[0] == 0:
-        raise ValueError(f"{name} must be a non-empty (n, height, width, channels) array, "
-                         f"got {getattr(x, 'shape', type(x).__name__)!r}")
-    return x
-
-
-def _check_seed(seed: object) -> int:
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return int(seed)
-
-
 def photo_patches(n: int, size: int = 28, *, seed: int = 0) -> np.ndarray:
     """``n`` random ``size`` x ``size`` RGB crops of :func:`sample_photos`, float32 in [0, 1]:
-    array ``(n, size, size, 3)`` (chapter 05). Each crop picks a photograph, then a position."""
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n <= 0:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    array ``(n, size, size, 3)`` (section 5.1). Each crop picks a photograph, then a
+    position."""
+    n = checks.int_at_least("n", n)
     photos = sample_photos()
-    smallest = min(min(p.shape[:2]) for p in photos)
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or not 0 < size <= smallest:
-        raise ValueError(f"size must be an int in [1, {smallest}], got {size!r}")
-    rng = np.random.default_rng(_check_seed(seed))
+    size = checks.int_in("size", size, 1, min(min(p.shape[:2]) for p in photos))
+    return _patches(n, size, checks.int_at_least("seed", seed, 0))
+
+
+def _patches(n: int, size: int, seed: int) -> np.ndarray:
+    photos = sample_photos()
+    rng = np.random.default_rng(seed)
     which = rng.integers(0, len(photos), size=n)
     out = np.empty((n, size, size, 3), np.float32)
     for i, k in enumerate(which):
@@ -67,8 +58,8 @@ def photo_patches(n: int, size: int = 28, *, seed: int = 0) -> np.ndarray:
 
 def to_rgb(x: np.ndarray) -> np.ndarray:
     """Grey images ``(n, h, w, 1)`` repeated into three channels ``(n, h, w, 3)`` so that a
-    source domain and a colour target domain share one input shape (chapter 05)."""
-    x = _check_images("x", x)
+    source domain and a colour target domain share one input shape (section 5.1)."""
+    x = checks.images("x", x)
     if x.shape[-1] == 3:
         return x
     if x.shape[-1] != 1:
@@ -78,26 +69,35 @@ def to_rgb(x: np.ndarray) -> np.ndarray:
 
 def blend_with_photos(x: np.ndarray, *, seed: int = 0) -> np.ndarray:
     """Ganin et al.'s MNIST-M blend: ``|patch - digit|`` per channel, with one random photo
-    patch per digit (chapter 05, "Cross-domain transfer").
+    patch per digit (section 5.1, "The target domain: MNIST-M-lite").
 
     ``x`` is ``(n, 28, 28, 1)`` (or any size up to the photographs') with values in [0, 1];
     returns float32 ``(n, h, w, 3)`` in [0, 1]. Where the digit is 0 the patch shows through;
     where it is 1 the patch's colours are inverted.
     """
-    x = _check_images("x", x)
+    x = checks.images("x", x)
     if x.shape[-1] != 1:
         raise ValueError(f"x must be grey images with 1 channel, got {x.shape[-1]}")
     if x.shape[1] != x.shape[2]:
         raise ValueError(f"x must hold square images, got {x.shape[1]}x{x.shape[2]}")
     if float(x.min()) < 0.0 or float(x.max()) > 1.0:
         raise ValueError("x must hold values in [0, 1]")
-    patches = photo_patches(len(x), x.shape[1], seed=seed)
+    largest = min(min(p.shape[:2]) for p in sample_photos())
+    if x.shape[1] > largest:
+        raise ValueError(f"x must hold images of at most {largest}x{largest} pixels, "
+                         f"got {x.shape[1]}x{x.shape[2]}")
+    return _blend(x, checks.int_at_least("seed", seed, 0))
+
+
+def _blend(x: np.ndarray, seed: int) -> np.ndarray:
+    patches = _patches(len(x), x.shape[1], seed)
     return np.abs(patches - x.astype(np.float32)).astype(np.float32)
 
 
 @dataclass
 class AdaptationTask:
-    """One unsupervised domain-adaptation task as arrays (chapter 05, "Cross-domain transfer").
+    """One unsupervised domain-adaptation task as arrays (section 5.1, "Cross-domain transfer
+    and domain adaptation").
 
     ``x_source, y_source``: labelled source images; ``x_target``: unlabelled target images
     (``y_target`` holds their labels, used *only* by the target oracle); ``x_test, y_test``:
@@ -125,7 +125,8 @@ class AdaptationTask:
 
 def mnist_to_mnist_m(*, n_target: int | None = None, n_val: int = 1000,
                      seed: int = 0) -> AdaptationTask:
-    """MNIST -> MNIST-M-lite, laid out as Ganin et al. (2016) did (chapter 05).
+    """MNIST -> MNIST-M-lite, laid out as MNIST-M was (Ganin et al. 2016; section 5.1, "The
+    target domain: MNIST-M-lite").
 
     The digits are exactly those of the zoo's default source model
     (:func:`tlutils.zoo.source_data` of ``SourceSpec()``): its training digits, repeated into
@@ -136,42 +137,29 @@ def mnist_to_mnist_m(*, n_target: int | None = None, n_val: int = 1000,
     validation set blends the last ``n_val`` training digits with a third set of patches
     (seed ``seed + 3``).
     """
-    from tlutils import zoo
-
-    seed = _check_seed(seed)
-    x_tr, y_tr, x_te, y_te, source = zoo.source_data(zoo.SourceSpec())
-    if n_target is not None and (not isinstance(n_target, (int, np.integer))
-                                 or isinstance(n_target, bool) or not 0 < n_target <= len(x_tr)):
-        raise ValueError(f"n_target must be an int in [1, {len(x_tr)}], got {n_target!r}")
-    if (not isinstance(n_val, (int, np.integer)) or isinstance(n_val, bool)
-            or not 0 < n_val <= len(x_tr)):
-        raise ValueError(f"n_val must be an int in [1, {len(x_tr)}], got {n_val!r}")
-    k = len(x_tr) if n_target is None else int(n_target)
+    seed = checks.int_at_least("seed", seed, 0)
+    x_tr, y_tr, x_te, y_te, _ = zoo.source_data(zoo.SourceSpec())
+    k = len(x_tr) if n_target is None else checks.int_in("n_target", n_target, 1, len(x_tr))
+    n_val = checks.int_in("n_val", n_val, 1, len(x_tr))
     return AdaptationTask(
-        name="MNIST -> MNIST-M-lite", x_source=to_rgb(x_tr), y_source=y_tr,
-        x_target=blend_with_photos(x_tr[:k], seed=seed + 1), y_target=y_tr[:k].copy(),
-        x_test=blend_with_photos(x_te, seed=seed + 2), y_test=y_te,
-        x_val=blend_with_photos(x_tr[-n_val:], seed=seed + 3), y_val=y_tr[-n_val:].copy())
+        name="MNIST -> MNIST-M-lite", x_source=np.repeat(x_tr, 3, axis=-1), y_source=y_tr,
+        x_target=_blend(x_tr[:k], seed + 1), y_target=y_tr[:k].copy(),
+        x_test=_blend(x_te, seed + 2), y_test=y_te,
+        x_val=_blend(x_tr[-n_val:], seed + 3), y_val=y_tr[-n_val:].copy())
 
 
 def load_mnist_m_lite(digits: Digits | None = None, *, n: int | None = None,
                       seed: int = 0) -> Digits:
     """MNIST-M-lite: digits blended with colour patches of scikit-learn's sample photographs
-    (after Ganin et al. 2016; chapter 05, "Cross-domain transfer").
+    (after Ganin et al. 2016; section 5.1, "The target domain: MNIST-M-lite").
 
     ``digits`` defaults to :func:`tlutils.data.load_mnist`; ``n`` keeps its first ``n`` images.
     Returns a :class:`~tlutils.data.Digits` with RGB images ``(n, 28, 28, 3)`` in [0, 1] and the
     digits' labels. Offline and seeded.
     """
-    if digits is None:
-        digits = load_mnist()
-    if not isinstance(digits, Digits):
-        raise ValueError(f"digits must be a tlutils.data.Digits, got {type(digits).__name__}")
-    if n is not None and (not isinstance(n, (int, np.integer)) or isinstance(n, bool)
-                          or not 0 < n <= len(digits)):
-        raise ValueError(f"n must be an int in [1, {len(digits)}], got {n!r}")
-    x, y = (digits.x, digits.y) if n is None else (digits.x[:n], digits.y[:n])
-    blended = blend_with_photos(x, seed=_check_seed(seed))
-    return Digits(blended, y.copy(), "mnistm_lite",
+    digits = load_mnist() if digits is None else checks.instance("digits", digits, Digits)
+    k = len(digits) if n is None else checks.int_in("n", n, 1, len(digits))
+    blended = blend_with_photos(digits.x[:k], seed=seed)
+    return Digits(blended, digits.y[:k].copy(), "mnistm_lite",
                   f"{digits.source} digits blended with sklearn sample-photo patches "
                   f"(seed={seed})", list(digits.notes))

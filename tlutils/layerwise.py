@@ -158,10 +158,12 @@ def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_t
     for n in ns:
         for mode in (modes[:1] if n == 0 else modes):
             start = time.perf_counter()
+            def build(seed: int, n: int = n, mode: str = mode) -> keras.Model:
+                return transfer_first_n(source, n, frozen=mode == "frozen",
+                                        num_classes=num_classes, seed=seed)
+
             accs = seed_runs(
-                lambda seed, n=n, mode=mode: transfer_first_n(
-                    source, n, frozen=mode == "frozen", num_classes=num_classes, seed=seed),
-                x_pool, y_pool, x_test, y_test, budget=budget, seeds=list(seeds),
+                build, x_pool, y_pool, x_test, y_test, budget=budget, seeds=list(seeds),
                 steps=steps, lr=lr)
             seconds = (time.perf_counter() - start) / len(accs)
             for reported in (modes if n == 0 else [mode]):

@@ -1,5 +1,5 @@
-"""Softmax cross-entropy written out by hand, naively and stably (chapter 03, "Loss and
-gradient descent").
+"""Softmax cross-entropy written out by hand, naively and stably (section 3.1, "Loss
+minimisation, cross-entropy and gradient descent").
 
 The source article's loss is
 
@@ -20,9 +20,16 @@ differentiated with ``tf.GradientTape``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import tensorflow as tf
+from numpy.typing import ArrayLike
+
+from tlutils import checks
 
 __all__ = [
+    "REDUCTIONS",
     "cross_entropy",
     "cross_entropy_grad",
     "cross_entropy_naive",
@@ -31,41 +38,30 @@ __all__ = [
     "softmax_naive",
 ]
 
-_REDUCTIONS = ("mean", "sum", "none")
+#: What ``reduction`` may be: a mean or a sum over examples, or one loss per example.
+REDUCTIONS = ("mean", "sum", "none")
 
 
-def _tf():
-    import tensorflow as tf
-
-    return tf
-
-
-def _as_logits(logits):
-    tf = _tf()
-    if isinstance(logits, (list, tuple)):
-        logits = np.asarray(logits, dtype=np.float32)
-    if isinstance(logits, np.ndarray):
-        if not np.issubdtype(logits.dtype, np.floating):
-            logits = logits.astype(np.float32)
-        logits = tf.convert_to_tensor(logits)
-    if not tf.is_tensor(logits) or not logits.dtype.is_floating:
+def _logits(logits: ArrayLike | tf.Tensor) -> tf.Tensor:
+    """``logits`` as a floating-point tensor with a non-empty class axis (the last)."""
+    z: Any = logits
+    if isinstance(z, (list, tuple)):
+        z = np.asarray(z, dtype=np.float32)
+    if isinstance(z, np.ndarray):
+        z = tf.convert_to_tensor(z if np.issubdtype(z.dtype, np.floating)
+                                 else z.astype(np.float32))
+    if not tf.is_tensor(z) or not z.dtype.is_floating:
         raise ValueError(f"logits must be a float array or tensor, got {type(logits).__name__}")
-    if logits.shape.rank is None or logits.shape.rank < 1 or logits.shape[-1] in (None, 0):
-        raise ValueError(f"logits must have a non-empty class axis, got shape {logits.shape}")
-    return logits
+    if z.shape.rank is None or z.shape.rank < 1 or z.shape[-1] in (None, 0):
+        raise ValueError(f"logits must have a non-empty class axis, got shape {z.shape}")
+    return z
 
 
-def _check_reduction(reduction: str) -> None:
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-
-
-def _target_probs(labels, logits):
-    """One-hot (or soft) targets with ``logits``' shape and dtype, from integer labels or
-    from targets that already have that shape."""
-    tf = _tf()
+def _targets(labels: ArrayLike | tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """``labels`` as one-hot (or soft) targets with ``logits``' shape and dtype, from integer
+    labels or from targets that already have that shape."""
     n_classes = int(logits.shape[-1])
-    lab = labels.numpy() if tf.is_tensor(labels) else np.asarray(labels)
+    lab = np.asarray(labels)  # a tensor's values, or the labels given
     if lab.ndim == logits.shape.rank - 1:  # integer labels
         if lab.size and not np.issubdtype(lab.dtype, np.integer):
             if not np.all(np.mod(lab, 1) == 0):
@@ -86,8 +82,7 @@ def _target_probs(labels, logits):
     return tf.convert_to_tensor(lab, dtype=logits.dtype)
 
 
-def _reduce(per_example, reduction: str):
-    tf = _tf()
+def _reduce(per_example: tf.Tensor, reduction: str) -> tf.Tensor:
     if reduction == "mean":
         return tf.reduce_mean(per_example)
     if reduction == "sum":
@@ -95,69 +90,75 @@ def _reduce(per_example, reduction: str):
     return per_example
 
 
-def softmax_naive(logits):
-    """:math:`e^{z_c} / \\sum_k e^{z_k}` computed literally (chapter 03). Overflows to
-    ``inf / inf = nan`` once a logit passes ~88.7 in float32: kept to show why not to."""
-    tf = _tf()
-    z = _as_logits(logits)
-    e = tf.exp(z)
-    return e / tf.reduce_sum(e, axis=-1, keepdims=True)
-
-
-def logsumexp(logits):
-    """:math:`\\log\\sum_k e^{z_k} = m + \\log\\sum_k e^{z_k - m}` with :math:`m = \\max_k z_k`,
-    over the last axis (chapter 03). Finite for any finite logits."""
-    tf = _tf()
-    z = _as_logits(logits)
+def _logsumexp(z: tf.Tensor) -> tf.Tensor:
     m = tf.stop_gradient(tf.reduce_max(z, axis=-1, keepdims=True))
     return tf.squeeze(m, -1) + tf.math.log(tf.reduce_sum(tf.exp(z - m), axis=-1))
 
 
-def log_softmax(logits):
+def _softmax_naive(z: tf.Tensor) -> tf.Tensor:
+    e = tf.exp(z)
+    return e / tf.reduce_sum(e, axis=-1, keepdims=True)
+
+
+def softmax_naive(logits: ArrayLike | tf.Tensor) -> tf.Tensor:
+    """:math:`e^{z_c} / \\sum_k e^{z_k}` computed literally (section 3.1). Overflows to
+    ``inf / inf = nan`` once a logit passes ~88.7 in float32: kept to show why not to."""
+    return _softmax_naive(_logits(logits))
+
+
+def logsumexp(logits: ArrayLike | tf.Tensor) -> tf.Tensor:
+    """:math:`\\log\\sum_k e^{z_k} = m + \\log\\sum_k e^{z_k - m}` with :math:`m = \\max_k z_k`,
+    over the last axis (section 3.1, "Why the literal formula overflows"). Finite for any
+    finite logits."""
+    return _logsumexp(_logits(logits))
+
+
+def log_softmax(logits: ArrayLike | tf.Tensor) -> tf.Tensor:
     """Numerically stable :math:`\\log\\hat y_c = z_c - \\operatorname{logsumexp}(z)` over the
-    last axis (chapter 03)."""
-    z = _as_logits(logits)
-    return z - logsumexp(z)[..., None]
+    last axis (section 3.1)."""
+    z = _logits(logits)
+    return z - _logsumexp(z)[..., None]
 
 
-def cross_entropy_naive(labels, logits, *, reduction: str = "mean"):
-    """The article's formula taken literally: softmax first, then ``log`` (chapter 03).
-    Returns ``inf`` or ``nan`` for large logits; see :func:`cross_entropy`.
+def cross_entropy_naive(labels: ArrayLike | tf.Tensor, logits: ArrayLike | tf.Tensor, *,
+                        reduction: str = "mean") -> tf.Tensor:
+    """The article's formula taken literally: softmax first, then ``log`` (section 3.1,
+    "Cross-entropy, from the article's formula to code"). Returns ``inf`` or ``nan`` for
+    large logits; see :func:`cross_entropy`.
 
     ``labels`` are integer classes (shape ``logits.shape[:-1]``) or one-hot / probability
     rows (shape ``logits.shape``). ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"``.
     """
-    tf = _tf()
-    _check_reduction(reduction)
-    z = _as_logits(logits)
-    y = _target_probs(labels, z)
-    p = softmax_naive(z)
+    checks.one_of("reduction", reduction, REDUCTIONS)
+    z = _logits(logits)
+    y = _targets(labels, z)
+    p = _softmax_naive(z)
     # 0 * log(p) is taken as 0 where y is 0, as in the formula's sum over classes.
     terms = tf.where(y > 0, y * tf.math.log(p), tf.zeros_like(p))
     return _reduce(-tf.reduce_sum(terms, axis=-1), reduction)
 
 
-def cross_entropy(labels, logits, *, reduction: str = "mean"):
-    """Softmax cross-entropy from logits via :func:`log_softmax` (chapter 03):
+def cross_entropy(labels: ArrayLike | tf.Tensor, logits: ArrayLike | tf.Tensor, *,
+                  reduction: str = "mean") -> tf.Tensor:
+    """Softmax cross-entropy from logits via :func:`log_softmax` (section 3.1):
     :math:`L = -\\frac{1}{N}\\sum_i\\sum_c y_{ic}(z_{ic} - \\operatorname{logsumexp}(z_i))`.
 
     Equal to Keras's ``SparseCategoricalCrossentropy(from_logits=True)`` (integer labels) or
     ``CategoricalCrossentropy(from_logits=True)`` (one-hot rows) to float32 rounding.
     ``reduction`` is ``"mean"``, ``"sum"`` or ``"none"`` (one loss per example).
     """
-    tf = _tf()
-    _check_reduction(reduction)
-    z = _as_logits(logits)
-    y = _target_probs(labels, z)
+    checks.one_of("reduction", reduction, REDUCTIONS)
+    z = _logits(logits)
+    y = _targets(labels, z)
     # -log yhat = logsumexp(z) - z, written this way round so a zero loss is +0.0, not -0.0
-    return _reduce(tf.reduce_sum(y * (logsumexp(z)[..., None] - z), axis=-1), reduction)
+    return _reduce(tf.reduce_sum(y * (_logsumexp(z)[..., None] - z), axis=-1), reduction)
 
 
-def cross_entropy_grad(labels, logits):
+def cross_entropy_grad(labels: ArrayLike | tf.Tensor, logits: ArrayLike | tf.Tensor
+                       ) -> tf.Tensor:
     """The gradient of the *summed* cross-entropy with respect to the logits,
-    :math:`\\partial L / \\partial z_{ic} = \\hat y_{ic} - y_{ic}` (chapter 03). Divide by
-    :math:`N` for the mean."""
-    tf = _tf()
-    z = _as_logits(logits)
-    y = _target_probs(labels, z)
-    return tf.exp(log_softmax(z)) - y
+    :math:`\\partial L / \\partial z_{ic} = \\hat y_{ic} - y_{ic}` (section 3.1, "The gradient
+    of cross-entropy"). Divide by :math:`N` for the mean."""
+    z = _logits(logits)
+    y = _targets(labels, z)
+    return tf.exp(z - _logsumexp(z)[..., None]) - y

@@ -5,31 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from tlutils import checks
 
 __all__ = ["compare_methods", "confusion_matrix", "image_grid", "learning_curves"]
 
 
-def _plt():
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def image_grid(x: np.ndarray, labels: Sequence | np.ndarray | None = None, *, ncols: int = 10,
-               n: int | None = None, title: str | None = None, cmap: str = "gray"):
-    """Show images (n, h, w[, c]) in a grid, with optional labels above each (chapter 04)."""
-    if not isinstance(x, np.ndarray) or x.ndim not in (3, 4):
-        raise ValueError(f"x must be an array of images (n, h, w[, c]), got {getattr(x, 'shape', x)!r}")
-    if not isinstance(ncols, int) or ncols <= 0:
-        raise ValueError(f"ncols must be a positive int, got {ncols!r}")
-    n = len(x) if n is None else n
-    if not isinstance(n, int) or not 0 < n <= len(x):
-        raise ValueError(f"n must be between 1 and {len(x)}, got {n!r}")
+def image_grid(x: np.ndarray, labels: Sequence[object] | np.ndarray | None = None, *,
+               ncols: int = 10, n: int | None = None, title: str | None = None,
+               cmap: str = "gray") -> Figure:
+    """Show images (n, h, w[, c]) in a grid, with optional labels above each (chapters 01, 04
+    and 05)."""
+    checks.finite_array("x", x, min_ndim=3)
+    if x.ndim > 4:
+        raise ValueError(f"x must be an array of images (n, h, w[, c]), got shape {x.shape}")
+    ncols = checks.int_at_least("ncols", ncols)
+    n = len(x) if n is None else checks.int_in("n", n, 1, len(x))
     if labels is not None and len(labels) < n:
         raise ValueError(f"labels must have at least n={n} entries, got {len(labels)}")
     rows = -(-n // ncols)
-    plt = _plt()
     fig, axes = plt.subplots(rows, ncols, figsize=(ncols * 0.9, rows * 1.0 + (0.3 if title else 0)),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
@@ -48,17 +46,17 @@ def image_grid(x: np.ndarray, labels: Sequence | np.ndarray | None = None, *, nc
     return fig
 
 
-def learning_curves(history, *, metrics: Sequence[str] = ("loss", "accuracy"), title: str | None = None):
+def learning_curves(history: pd.DataFrame, *, metrics: Sequence[str] = ("loss", "accuracy"),
+                    title: str | None = None) -> Figure:
     """Plot training (and validation, if present) curves from a :func:`tlutils.train.fit`
-    history table (chapters 03-04)."""
-    import pandas as pd
-
-    if not isinstance(history, pd.DataFrame) or "epoch" not in history.columns:
-        raise ValueError("history must be the DataFrame returned by tlutils.train.fit")
-    present = [m for m in metrics if m in history.columns]
+    history table (sections 3.2 and 4.2)."""
+    checks.instance("history", history, pd.DataFrame)
+    if "epoch" not in history.columns:
+        raise ValueError("history must be the DataFrame returned by tlutils.train.fit, "
+                         "with an 'epoch' column")
+    present = [m for m in checks.sequence("metrics", metrics) if m in history.columns]
     if not present:
         raise ValueError(f"history has none of the metrics {list(metrics)}")
-    plt = _plt()
     fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 3.0), squeeze=False)
     for ax, metric in zip(axes.flat, present):
         ax.plot(history["epoch"], history[metric], marker="o", ms=3, label="train")
@@ -73,12 +71,16 @@ def learning_curves(history, *, metrics: Sequence[str] = ("loss", "accuracy"), t
     return fig
 
 
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, *, labels: Sequence[str] | None = None,
-                     normalize: bool = True, title: str | None = None):
-    """A confusion-matrix heat map; rows are true classes (chapter 04, "Evaluation")."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.ndim != 1 or y_true.shape != y_pred.shape or len(y_true) == 0:
-        raise ValueError("y_true and y_pred must be non-empty 1-D arrays of the same length")
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, *,
+                     labels: Sequence[str] | None = None, normalize: bool = True,
+                     title: str | None = None) -> Figure:
+    """A confusion-matrix heat map; rows are true classes (section 4.2, "How good is the source
+    model, and on what?"; section 5.2)."""
+    y_true = checks.labels("y_true", np.asarray(y_true))
+    y_pred = checks.labels("y_pred", np.asarray(y_pred))
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"y_true and y_pred must have equal length, got {len(y_true)} and "
+                         f"{len(y_pred)}")
     k = int(max(y_true.max(), y_pred.max())) + 1
     if labels is not None and len(labels) < k:
         raise ValueError(f"labels must name all {k} classes, got {len(labels)}")
@@ -86,7 +88,6 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, *, labels: Sequence
     np.add.at(cm, (y_true, y_pred), 1)
     if normalize:
         cm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(0.42 * k + 1.6, 0.42 * k + 1.2))
     im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1 if normalize else None)
     names = list(labels) if labels is not None else [str(i) for i in range(k)]
@@ -107,20 +108,16 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, *, labels: Sequence
     return fig
 
 
-def compare_methods(results, *, x: str = "budget", y: str = "accuracy", hue: str = "method",
-                    logx: bool = True, title: str | None = None, ylabel: str | None = None,
-                    hline: dict[str, float] | None = None):
+def compare_methods(results: pd.DataFrame, *, x: str = "budget", y: str = "accuracy",
+                    hue: str = "method", logx: bool = True, title: str | None = None,
+                    ylabel: str | None = None, hline: dict[str, float] | None = None) -> Figure:
     """Mean +/- one standard deviation of ``y`` against ``x`` for each ``hue`` group, from a
     tidy results table such as :func:`tlutils.transfer.run_grid` returns (chapters 01-06).
     ``hline`` draws labelled reference lines, e.g. ``{"oracle": 0.97}``."""
-    import pandas as pd
-
-    if not isinstance(results, pd.DataFrame):
-        raise ValueError(f"results must be a DataFrame, got {type(results).__name__}")
+    checks.instance("results", results, pd.DataFrame)
     missing = [c for c in (x, y, hue) if c not in results.columns]
     if missing:
         raise ValueError(f"results lacks columns {missing}")
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     for name, group in results.groupby(hue, sort=False):
         stats = group.groupby(x)[y].agg(["mean", "std"]).fillna(0.0)

@@ -271,7 +271,7 @@ def search(trainer: Trainer, x: np.ndarray, y: np.ndarray, choices: Sequence[Cho
         row = {"choice": choice.name, "init": choice.init, "freeze": choice.freeze,
                "lr": choice.lr, "train_accuracy": train.accuracy(model, x_tr, y_tr),
                "val_accuracy": val["accuracy"], "val_loss": val["loss"], "order": order}
-        if x_test is not None:
+        if x_test is not None and y_test is not None:
             row["test_accuracy"] = train.accuracy(model, x_test, y_test)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -281,7 +281,7 @@ def search(trainer: Trainer, x: np.ndarray, y: np.ndarray, choices: Sequence[Cho
     test_accuracy = None
     if refit:
         model = trainer.run(best, x, y, steps=steps, seed=seed)
-        if x_test is not None:
+        if x_test is not None and y_test is not None:
             test_accuracy = train.accuracy(model, x_test, y_test)
     elif x_test is not None:
         test_accuracy = float(ranked["test_accuracy"].iloc[0])

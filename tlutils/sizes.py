@@ -1,13 +1,14 @@
-"""How big are "large models"? Parameter counts computed, not quoted (chapter 01, "Background").
+"""How big are "large models"? Parameter counts computed, not quoted (chapter 01, "How large
+is "large"? Counting parameters").
 
 Three independent ways to count the parameters of a Transformer, which must agree:
 
 * :func:`transformer_params`: a closed-form count from the published configuration
   (vocabulary, layers, width, ...), written out term by term in chapter 01;
 * :func:`count_params` on the real ``keras_hub`` architecture built from that configuration
-  (:func:`build_backbone`). ``allocate=False`` builds it *shape-only*: every layer and weight
-  exists with its shape but no memory is allocated, so even GPT-3's 175 billion parameters
-  can be counted on a laptop;
+  (:func:`build_backbone`). ``allocate=False`` builds it *shape-only* (:func:`shape_only`):
+  every layer and weight exists with its shape but no memory is allocated, so even GPT-3's
+  175 billion parameters can be counted on a laptop;
 * :func:`published_params`: the count ``keras_hub`` publishes for its pretrained presets.
 
 Plus the arithmetic of the cost argument: :func:`memory_bytes` and :func:`training_flops`.
@@ -15,10 +16,14 @@ Plus the arithmetic of the cost argument: :func:`memory_bytes` and :func:`traini
 
 from __future__ import annotations
 
-import contextlib
-import numbers
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from tlutils import checks
 
 __all__ = [
     "ARTICLE_CLAIMS",
@@ -62,13 +67,10 @@ class TransformerConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"name must be a non-empty string, got {self.name!r}")
-        if self.family not in _FAMILIES:
-            raise ValueError(f"family must be one of {_FAMILIES}, got {self.family!r}")
+        checks.one_of("family", self.family, _FAMILIES)
         for field in ("vocabulary_size", "num_layers", "num_heads", "hidden_dim",
                       "intermediate_dim", "max_sequence_length"):
-            value = getattr(self, field)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                raise ValueError(f"{field} must be a positive int, got {value!r}")
+            checks.int_at_least(field, getattr(self, field))
         if self.hidden_dim % self.num_heads:
             raise ValueError(f"hidden_dim ({self.hidden_dim}) must be divisible by num_heads "
                              f"({self.num_heads})")
@@ -79,7 +81,8 @@ class TransformerConfig:
         return 2 if self.family == "bert" else 0
 
 
-def _cfg(name, family, vocab, layers, heads, hidden, inter, seq, preset=None):
+def _cfg(name: str, family: str, vocab: int, layers: int, heads: int, hidden: int, inter: int,
+         seq: int, preset: str | None = None) -> TransformerConfig:
     return TransformerConfig(name, family, vocab, layers, heads, hidden, inter, seq, preset)
 
 
@@ -113,14 +116,9 @@ PAPER_COUNTS: dict[str, float] = {
 ARTICLE_CLAIMS: dict[str, float] = {"GPT": 175e8, "BERT": 110e8, "RoBERTa": 176e8}
 
 
-def _check_config(config: object) -> TransformerConfig:
-    if not isinstance(config, TransformerConfig):
-        raise ValueError(f"config must be a TransformerConfig, got {type(config).__name__}")
-    return config
-
-
 def param_breakdown(config: TransformerConfig) -> dict[str, int]:
-    """The closed-form parameter count of ``config``, term by term (chapter 01).
+    """The closed-form parameter count of ``config``, term by term (chapter 01, "A formula for
+    Transformer encoders and decoders").
 
     With vocabulary :math:`V`, positions :math:`P`, segments :math:`S`, width :math:`d`,
     feed-forward width :math:`d_{ff}` and :math:`L` layers:
@@ -134,7 +132,10 @@ def param_breakdown(config: TransformerConfig) -> dict[str, int]:
 
     The number of heads does not enter: it splits :math:`d`, it does not add weights.
     """
-    c = _check_config(config)
+    return _breakdown(checks.instance("config", config, TransformerConfig))
+
+
+def _breakdown(c: TransformerConfig) -> dict[str, int]:
     d, f = c.hidden_dim, c.intermediate_dim
     parts = {
         "token embedding": c.vocabulary_size * d,
@@ -152,66 +153,73 @@ def param_breakdown(config: TransformerConfig) -> dict[str, int]:
 
 def transformer_params(config: TransformerConfig) -> int:
     """Total parameters of ``config`` from the closed form of :func:`param_breakdown`
-    (chapter 01). Matches ``keras_hub``'s backbones exactly."""
+    (chapter 01, "A formula for Transformer encoders and decoders"). Matches ``keras_hub``'s
+    backbones exactly."""
     return int(sum(param_breakdown(config).values()))
 
 
-@contextlib.contextmanager
-def shape_only() -> Iterator[None]:
-    """Build Keras layers and models inside this block without allocating their weights
-    (chapter 01: counting GPT-3 on a laptop).
+def shape_only(builder: Callable[[], object]) -> keras.Model:
+    """``builder()``'s model, built without allocating its weights (chapter 01, "The large
+    models, built shape-only": counting GPT-3 on a laptop).
 
-    It uses Keras's deferred variable creation (``keras.StatelessScope``): every weight gets
-    its shape and initializer but no value. Such a model can be counted and summarised, never
-    run. On exit the deferred weights are dropped from Keras's global to-do list, so a later
-    Keras call does not try to allocate them.
+    ``builder`` is called inside Keras's deferred variable creation
+    (``keras.StatelessScope(initialize_variables=False)``): every weight gets its shape and
+    initializer but no value, so the model can be counted and summarised, never run. Keras
+    keeps such deferred weights on a to-do list and allocates them when a later stateless
+    scope closes (building a functional model with a custom layer does), which for GPT-3
+    would mean 700 GB. That list is per thread, so the build runs on a short-lived worker
+    thread and the list dies with it: nothing is ever allocated, nothing is left pending.
+    Raises ValueError unless ``builder`` returns a ``keras.Model``.
     """
-    import keras
-    from keras.src.backend.common import global_state
+    if not callable(builder):
+        raise ValueError(f"builder must be a zero-argument callable, got {type(builder).__name__}")
+    return checks.model(_deferred(builder), "builder()")
 
-    key = "uninitialized_variables"
-    before = list(global_state.get_global_attribute(key, []) or [])
-    try:
+
+def _deferred(builder: Callable[[], object]) -> object:
+    def build() -> object:
         with keras.StatelessScope(initialize_variables=False):
-            yield
-    finally:
-        global_state.set_global_attribute(key, before)
+            return builder()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tlutils-shape-only") as pool:
+        return pool.submit(build).result()
 
 
-def build_backbone(config: TransformerConfig, *, allocate: bool = True):
-    """The ``keras_hub`` backbone of ``config``, with random weights and no download
-    (chapter 01). ``allocate=False`` builds it inside :func:`shape_only`: countable, not
-    runnable, and instant even for GPT-3."""
-    c = _check_config(config)
-    if not isinstance(allocate, bool):
-        raise ValueError(f"allocate must be a bool, got {allocate!r}")
-    import keras_hub
+def _backbone_builder(c: TransformerConfig) -> Callable[[], keras.Model]:
+    import keras_hub  # optional: the "text" extra
 
     cls = {"bert": keras_hub.models.BertBackbone, "roberta": keras_hub.models.RobertaBackbone,
            "gpt2": keras_hub.models.GPT2Backbone}[c.family]
-    kwargs = dict(vocabulary_size=c.vocabulary_size, num_layers=c.num_layers,
-                  num_heads=c.num_heads, hidden_dim=c.hidden_dim,
-                  intermediate_dim=c.intermediate_dim, max_sequence_length=c.max_sequence_length)
-    if not allocate:
-        with shape_only():
-            return cls(**kwargs)
-    return cls(**kwargs)
+
+    def build() -> keras.Model:
+        return cls(vocabulary_size=c.vocabulary_size, num_layers=c.num_layers,
+                   num_heads=c.num_heads, hidden_dim=c.hidden_dim,
+                   intermediate_dim=c.intermediate_dim,
+                   max_sequence_length=c.max_sequence_length)
+
+    return build
 
 
-def count_params(model_or_builder) -> int:
+def build_backbone(config: TransformerConfig, *, allocate: bool = True) -> keras.Model:
+    """The ``keras_hub`` backbone of ``config``, with random weights and no download
+    (chapter 01, "Checking the formula against models we can build"). ``allocate=False``
+    builds it with :func:`shape_only`: countable, not runnable, and quick even for GPT-3."""
+    checks.instance("config", config, TransformerConfig)
+    if not isinstance(allocate, bool):
+        raise ValueError(f"allocate must be a bool, got {allocate!r}")
+    build = _backbone_builder(config)
+    return build() if allocate else _deferred(build)
+
+
+def count_params(model_or_builder: keras.Model | Callable[[], keras.Model]) -> int:
     """Number of parameters (trainable and not) of a Keras model, read from weight shapes
-    (chapter 01). Also accepts a zero-argument builder, e.g.
-    ``lambda: keras.applications.ResNet50(weights=None)``, which is then called inside
-    :func:`shape_only`, so nothing is allocated."""
-    import keras
-    import numpy as np
-
+    (chapter 01, "How large is "large"? Counting parameters"). Also accepts a zero-argument
+    builder, e.g. ``lambda: keras.applications.ResNet50(weights=None)``, which is then built
+    with :func:`shape_only`, so nothing is allocated."""
     if isinstance(model_or_builder, keras.Model):
         model = model_or_builder
     elif callable(model_or_builder):
-        builder: Callable[[], object] = model_or_builder
-        with shape_only():
-            model = builder()
+        model = _deferred(model_or_builder)
         if not isinstance(model, keras.Model):
             raise ValueError(f"model_or_builder returned {type(model).__name__}, "
                              "not a keras.Model")
@@ -223,11 +231,11 @@ def count_params(model_or_builder) -> int:
 
 def published_params(preset: str) -> int:
     """The parameter count ``keras_hub`` publishes for a pretrained preset such as
-    ``"bert_base_en_uncased"`` (chapter 01). Read from the installed package's metadata;
-    no download."""
+    ``"bert_base_en_uncased"`` (chapter 01, "The large models, built shape-only").
+    Read from the installed package's metadata; no download."""
     if not isinstance(preset, str) or not preset:
         raise ValueError(f"preset must be a non-empty string, got {preset!r}")
-    import keras_hub
+    import keras_hub  # optional: the "text" extra
 
     for cls in (keras_hub.models.BertBackbone, keras_hub.models.RobertaBackbone,
                 keras_hub.models.GPT2Backbone):
@@ -238,24 +246,21 @@ def published_params(preset: str) -> int:
 
 def memory_bytes(n_params: int | float, *, bytes_per_param: int = 4,
                  training: bool = False) -> float:
-    """Bytes needed to hold ``n_params`` weights (chapter 01, "The cost argument").
+    """Bytes needed to hold ``n_params`` weights (chapter 01, "The cost argument, made
+    concrete").
 
     ``training=True`` adds a gradient and Adam's two moment estimates per weight, i.e. four
     copies in all (activations not included): the *minimum* for training with Adam.
     """
-    if isinstance(n_params, bool) or not isinstance(n_params, numbers.Real) or n_params < 0:
-        raise ValueError(f"n_params must be a non-negative number, got {n_params!r}")
-    if (not isinstance(bytes_per_param, int) or isinstance(bytes_per_param, bool)
-            or bytes_per_param <= 0):
-        raise ValueError(f"bytes_per_param must be a positive int, got {bytes_per_param!r}")
-    return float(n_params) * bytes_per_param * (4 if training else 1)
+    n = checks.number("n_params", n_params, low=0.0)
+    width = checks.int_at_least("bytes_per_param", bytes_per_param)
+    return n * width * (4 if training else 1)
 
 
 def training_flops(n_params: int | float, n_tokens: int | float) -> float:
     """Approximate training compute of a dense Transformer: :math:`C \\approx 6ND`
     floating-point operations for :math:`N` parameters and :math:`D` training tokens
-    (2 per weight per token forward, 4 backward; Kaplan et al. 2020). Chapter 01."""
-    for name, value in (("n_params", n_params), ("n_tokens", n_tokens)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    return 6.0 * float(n_params) * float(n_tokens)
+    (2 per weight per token forward, 4 backward; Kaplan et al. 2020). Chapter 01, "The cost
+    argument, made concrete"."""
+    return (6.0 * checks.number("n_params", n_params, low=0.0)
+            * checks.number("n_tokens", n_tokens, low=0.0))

@@ -1,0 +1,55 @@
+"""The validators tlutils.checks gained for the leaf modules (models, interpret, shift, optim,
+domains, sizes, plots): each returns the checked value and names the argument when it refuses."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from tlutils import checks
+
+
+@pytest.fixture(scope="module")
+def model():
+    return keras.Sequential([keras.Input((4, 3)), keras.layers.Flatten(name="flat"),
+                             keras.layers.Dense(2, name="out")], name="tiny")
+
+
+def test_accepted_values_come_back_in_the_form_callers_need(model):
+    assert checks.number("p", 0.5, low=0.0, high=1.0, strict=True, strict_high=True) == 0.5
+    assert checks.number("p", 1.0, low=0.0, high=1.0) == 1.0  # strict_high is opt-in
+    assert checks.int_in("n", np.int64(3), 1, 3) == 3
+    assert checks.positive_ints("shape", [28, 28, 1]) == (28, 28, 1)
+    assert checks.positive_ints("filters", (8, 16), length=2) == (8, 16)
+    np.testing.assert_array_equal(checks.vector("theta0", (1, 2.5)), [1.0, 2.5])
+    assert checks.instance("table", pd.DataFrame(), pd.DataFrame).empty
+    assert checks.layer_name("layer", "out", model) == "out"
+    assert checks.layer_names("layers", ("flat", "out"), model) == ["flat", "out"]
+    assert checks.layer_names("layers", [], model, allow_empty=True) == []
+    x = np.zeros((5, 4, 3), np.float32)
+    assert checks.model_inputs("x", x, model) is x
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m: checks.number("p", 1.0, high=1.0, strict_high=True), r"p must be < 1"),
+    (lambda m: checks.int_in("n", 4, 1, 3), r"n must be an int in \[1, 3\]"),
+    (lambda m: checks.int_in("n", True, 0, 3), r"n must be an int"),
+    (lambda m: checks.positive_ints("shape", (28, 0)), r"shape must be a non-empty tuple"),
+    (lambda m: checks.positive_ints("filters", (8,), length=2), r"filters must be a tuple of 2"),
+    (lambda m: checks.vector("theta0", [[1.0]]), r"theta0 must be a non-empty 1-D"),
+    (lambda m: checks.vector("theta0", ["a"]), r"theta0 must be a 1-D sequence"),
+    (lambda m: checks.instance("table", [1], pd.DataFrame), r"table must be a DataFrame"),
+    (lambda m: checks.layer_name("head", "nope", m), r"head='nope' is not a layer of 'tiny'"),
+    (lambda m: checks.layer_names("layers", "out", m), r"layers must be a list of layer names"),
+    (lambda m: checks.layer_names("layers", [], m), r"layers must be a non-empty sequence"),
+    (lambda m: checks.layer_names("layers", ["out", "x"], m), r"layers \['x'\] are not layers"),
+    (lambda m: checks.model_inputs("x", np.zeros((2, 4, 2)), m), r"x must have shape \(n, 4, 3\)"),
+    (lambda m: checks.model_inputs("x", np.zeros((2, 12)), m), r"x must have shape"),
+    (lambda m: checks.model_inputs("x", np.zeros((2, 4, 3)), keras.Sequential()),
+     r"x cannot be fed to"),
+])
+def test_refusals_name_the_argument(model, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(model)

@@ -1,5 +1,7 @@
 import gzip
+import hashlib
 import os
+import shutil
 import struct
 import warnings
 
@@ -36,8 +38,8 @@ def _write_pair(folder, prefix="train", n=30, gz=True):
 def test_read_idx_roundtrip(tmp_path, gz):
     labels = _write_pair(tmp_path, gz=gz)
     suffix = ".gz" if gz else ""
-    x = data.read_idx(tmp_path / f"train-images-idx3-ubyte{suffix}")
-    y = data.read_idx(tmp_path / f"train-labels-idx1-ubyte{suffix}")
+    x = data.read_idx(tmp_path / f"train-images-idx3-ubyte{suffix}", verify=False)
+    y = data.read_idx(tmp_path / f"train-labels-idx1-ubyte{suffix}", verify=False)
     assert x.shape == (30, 28, 28) and x.dtype == np.uint8
     np.testing.assert_array_equal(y, labels)
 
@@ -66,8 +68,10 @@ def test_bad_magic(tmp_path):
 def test_known_checksum_mismatch_is_reported(tmp_path):
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(_idx_labels(np.arange(10) % 10)))
-    with pytest.raises(data.CorruptDataError, match="t10k-labels-idx1-ubyte.gz: sha256"):
+    with pytest.raises(data.CorruptDataError,
+                       match="t10k-labels-idx1-ubyte.gz: contents .* not the official"):
         data.read_idx(path)
+    assert data.read_idx(path, verify=False).shape == (10,)
 
 
 def test_read_idx_missing_path():
@@ -87,11 +91,118 @@ def test_load_mnist_from_shared_data_dir(monkeypatch):
     assert counts == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
+def _register_as_official(monkeypatch, folder, prefix="train"):
+    """Make the crafted files in ``folder`` count as the official ones (their md5 known)."""
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        stem = f"{prefix}-{kind}"
+        raw = gzip.decompress((folder / f"{stem}.gz").read_bytes())
+        monkeypatch.setitem(data.KNOWN_MD5, stem, hashlib.md5(raw).hexdigest())
+
+
 def test_load_mnist_from_custom_dir_pools_train_and_test(tmp_path, monkeypatch):
     _write_pair(tmp_path, "train", n=30)
+    _register_as_official(monkeypatch, tmp_path)
+    n_test = 0
+    if os.path.isdir(SHARED_MNIST):
+        for name in os.listdir(SHARED_MNIST):
+            shutil.copy(os.path.join(SHARED_MNIST, name), tmp_path / name)
+        n_test = 10_000
     monkeypatch.setenv("TLUTILS_DATA_DIR", str(tmp_path))
     d = data.load_mnist(source="data_dir")
-    assert d.source == "data_dir" and len(d) == 30 and "train-images" in d.origin
+    assert d.source == "data_dir" and len(d) == 30 + n_test and "train-images" in d.origin
+
+
+# ---------------------------------------------------------------- MNIST files that are not MNIST
+def _write_idx(path, payload: bytes, gz=True):
+    path.write_bytes(gzip.compress(payload) if gz else payload)
+
+
+def _load_dir(folder, monkeypatch):
+    monkeypatch.setenv("TLUTILS_DATA_DIR", str(folder))
+    return data.load_mnist()
+
+
+def test_noise_under_the_official_train_names_is_rejected(tmp_path, monkeypatch):
+    _write_pair(tmp_path, "train", n=30)  # right shapes, labels 0-9, but random pixels
+    with pytest.raises(data.CorruptDataError,
+                       match="train-images-idx3-ubyte.gz: contents .* not the official MNIST"):
+        _load_dir(tmp_path, monkeypatch)
+
+
+def test_labels_outside_0_to_9_name_the_labels_file(tmp_path, monkeypatch):
+    _write_pair(tmp_path, "train", n=30)
+    _register_as_official(monkeypatch, tmp_path)  # even a "known" file must hold digits
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", _idx_labels(np.arange(30) * 8))
+    with pytest.raises(data.CorruptDataError,
+                       match=r"train-labels-idx1-ubyte.gz: MNIST labels must be digits 0-9, "
+                             r"found 0..232"):
+        _load_dir(tmp_path, monkeypatch)
+
+
+def test_images_that_are_not_28x28_name_the_images_file(tmp_path, monkeypatch):
+    _write_pair(tmp_path, "train", n=4)
+    big = struct.pack(">IIII", 2051, 4, 32, 32) + bytes(4 * 32 * 32)
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", big)
+    with pytest.raises(data.CorruptDataError,
+                       match=r"train-images-idx3-ubyte.gz: MNIST images must be uint8 28x28, "
+                             r"got uint8 images of shape \(32, 32\)"):
+        _load_dir(tmp_path, monkeypatch)
+
+
+def test_image_and_label_counts_must_agree(tmp_path, monkeypatch):
+    _write_pair(tmp_path, "t10k", n=20)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", _idx_labels(np.arange(19) % 10))
+    with pytest.raises(data.CorruptDataError,
+                       match="t10k-images-idx3-ubyte.gz holds 20 images but "
+                             ".*t10k-labels-idx1-ubyte.gz holds 19 labels"):
+        _load_dir(tmp_path, monkeypatch)
+
+
+def test_labels_file_of_the_wrong_rank_is_named(tmp_path, monkeypatch):
+    _write_pair(tmp_path, "train", n=4)
+    two_d = struct.pack(">III", 2050, 4, 2) + bytes(8)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", two_d)
+    with pytest.raises(data.CorruptDataError, match="train-labels-idx1-ubyte.gz: MNIST labels "
+                                                     "must be a 1-D"):
+        _load_dir(tmp_path, monkeypatch)
+
+
+def test_wrong_structure_is_a_value_error():
+    assert issubclass(data.CorruptDataError, ValueError)
+
+
+@pytest.mark.skipif(not os.path.isdir(SHARED_MNIST), reason="shared MNIST not present")
+def test_official_contents_load_whatever_the_compression(tmp_path, monkeypatch):
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        raw = gzip.decompress(open(os.path.join(SHARED_MNIST, name + ".gz"), "rb").read())
+        if name.startswith("t10k-images"):
+            (tmp_path / name).write_bytes(raw)  # uncompressed
+        else:
+            (tmp_path / (name + ".gz")).write_bytes(gzip.compress(raw, compresslevel=1))
+    d = _load_dir(tmp_path, monkeypatch)
+    assert len(d) == 10_000 and d.source == "data_dir"
+
+
+def test_npz_of_the_wrong_structure_is_rejected(tmp_path, monkeypatch):
+    path = tmp_path / "mnist.npz"
+    x = np.zeros((3, 32, 32), np.uint8)
+    np.savez(path, x_train=x, y_train=np.arange(3), x_test=x[:1], y_test=np.arange(1))
+    monkeypatch.setitem(data.KNOWN_SHA256, "mnist.npz", hashlib.sha256(path.read_bytes()).hexdigest())
+    with pytest.raises(data.CorruptDataError, match="mnist.npz .*28x28"):
+        _load_dir(tmp_path, monkeypatch)
+
+
+def test_a_download_that_is_not_mnist_raises_instead_of_falling_back(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.delenv("TLUTILS_DATA_DIR", raising=False)
+    monkeypatch.delenv("TLUTILS_OFFLINE", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    img = np.zeros((4, 28, 28), np.uint8)
+    monkeypatch.setattr(keras.datasets.mnist, "load_data",
+                        lambda: ((img, np.arange(4) + 200), (img[:2], np.arange(2))))
+    with pytest.raises(data.CorruptDataError, match="downloaded MNIST labels.*0-9"):
+        data.load_mnist()
 
 
 def test_half_an_idx_pair_is_an_error(tmp_path, monkeypatch):
@@ -170,6 +281,8 @@ def test_load_mnist_bad_arguments():
         data.load_mnist(source="internet")
     with pytest.raises(ValueError, match="standin_size"):
         data.load_mnist(standin_size=0)
+    with pytest.raises(ValueError, match="seed"):
+        data.load_mnist(seed=-1)
 
 
 # ---------------------------------------------------------------- embedded datasets
@@ -230,7 +343,7 @@ def test_few_shot_rejects_too_few_and_bad_k(toy):
         data.few_shot(x, y, 11)
     with pytest.raises(ValueError, match="k_per_class"):
         data.few_shot(x, y, 0)
-    with pytest.raises(ValueError, match="same length"):
+    with pytest.raises(ValueError, match="equal length"):
         data.few_shot(x, y[:-1], 1)
 
 
@@ -282,3 +395,25 @@ def test_augmenter_validates():
     out = np.asarray(aug(img, training=True))
     assert out.shape == img.shape
     np.testing.assert_allclose(np.asarray(aug(img, training=False)), img)
+
+
+def test_samplers_reject_bad_arrays_naming_the_argument(toy):
+    x, y = toy
+    bad_x = x.copy()
+    bad_x[0, 1] = np.nan
+    with pytest.raises(ValueError, match="x holds NaN"):
+        data.few_shot(bad_x, y, 1)
+    with pytest.raises(ValueError, match="y must hold integer"):
+        data.split(x, y.astype(np.float32))
+    with pytest.raises(ValueError, match="y must hold labels >= 0"):
+        data.class_split(x, y - 1, [0])
+    with pytest.raises(ValueError, match="test_fraction"):
+        data.split(x, y, test_fraction=1.0)
+    with pytest.raises(ValueError, match="test_fraction"):
+        data.split(x, y, test_fraction=float("nan"))
+    with pytest.raises(ValueError, match="seed"):
+        data.few_shot(x, y, 1, seed=-2)
+    with pytest.raises(ValueError, match="x must be a numeric numpy array"):
+        data.to_dataset([1, 2, 3])
+    with pytest.raises(ValueError, match="zoom"):
+        data.augmenter(zoom=float("nan"))

@@ -61,3 +61,64 @@ def test_tensorflow_log_settings_are_set_before_tensorflow_loads():
                          check=True)
     assert out.stdout.split() == ["2", "0"]
     assert "cuda" not in out.stderr.lower() and "E0000" not in out.stderr
+
+
+def _only(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    import os
+
+    target = tmp_path / "card.json"
+    io.atomic_write_text(target, "old")
+
+    def disk_full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        io.atomic_write_text(target, "new " * 1000)
+    assert target.read_text() == "old" and _only(tmp_path) == ["card.json"]
+
+
+def test_a_failed_rename_leaves_no_temp_file(tmp_path, monkeypatch):
+    import os
+
+    target = tmp_path / "w.weights.h5"
+
+    def refuse(src, dst):
+        raise PermissionError("read-only")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        with io.atomic_path(target, suffix=".weights.h5") as tmp:
+            assert tmp.name.endswith(".weights.h5")
+            tmp.write_bytes(b"weights")
+    assert _only(tmp_path) == []
+
+
+def test_an_interrupt_mid_write_leaves_nothing(tmp_path):
+    target = tmp_path / "data.bin"
+    with pytest.raises(KeyboardInterrupt):
+        with io.atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise KeyboardInterrupt
+    assert _only(tmp_path) == []
+
+
+def test_a_directory_in_the_way_is_not_replaced(tmp_path):
+    (tmp_path / "taken").mkdir()
+    with pytest.raises(OSError):
+        io.atomic_write_bytes(tmp_path / "taken", b"x")
+    assert _only(tmp_path) == ["taken"] and (tmp_path / "taken").is_dir()
+
+
+def test_atomic_path_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="path"):
+        with io.atomic_path(42):
+            pass
+    with pytest.raises(ValueError, match="suffix"):
+        with io.atomic_path(tmp_path / "x", suffix=3):
+            pass
+    assert _only(tmp_path) == []

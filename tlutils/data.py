@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tlutils import config
+from tlutils import checks, config
 
 __all__ = [
     "CorruptDataError",
@@ -43,14 +43,17 @@ __all__ = [
     "to_dataset",
 ]
 
-#: SHA-256 of MNIST files whose contents are known (from ``shared/data/README.md`` and Keras).
+#: SHA-256 of Keras's ``mnist.npz`` (the hash ``keras.datasets.mnist.load_data`` checks).
 KNOWN_SHA256: dict[str, str] = {
-    "t10k-images-idx3-ubyte.gz": "9fe7630f90c0e670227960a294637bc2e78a29d724810e24204eb342c9f033a1",
-    "t10k-labels-idx1-ubyte.gz": "2c54c993d38068b3c3adb720a5cdee07065a066a7b36e7d1df720548d6359eba",
     "mnist.npz": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
 }
-#: MD5 of the decompressed official test-set files (``shared/data/README.md``).
+#: MD5 of the *decompressed* contents of the four official MNIST IDX files, so a file is
+#: recognised whatever gzip wrapper it came in (mirrors re-compress them). The published
+#: values, checked against the local test set (``shared/data/README.md``); MD5 is fine here,
+#: since forging a file to match a given digest (a second preimage) is out of reach.
 KNOWN_MD5: dict[str, str] = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
     "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
     "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
@@ -100,26 +103,8 @@ def _read_bytes(path: Path) -> bytes:
         raise CorruptDataError(f"{path}: cannot be read, corrupt or truncated ({exc})") from exc
 
 
-def read_idx(path: str | os.PathLike, *, verify: bool = True) -> np.ndarray:
-    """Read one IDX file (``.gz`` or raw) into a uint8 array (chapter 04, "Data preparation").
-
-    Checks the header and the exact payload length, and, for files whose checksum is known,
-    the checksum. Raises :class:`CorruptDataError` naming the file on any mismatch and
-    ValueError if ``path`` does not exist.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"path {str(path)!r} is not a file")
-    if verify and p.name in KNOWN_SHA256:
-        digest = hashlib.sha256(p.read_bytes()).hexdigest()
-        if digest != KNOWN_SHA256[p.name]:
-            raise CorruptDataError(f"{p}: sha256 {digest[:12]}... does not match the known "
-                                   f"{KNOWN_SHA256[p.name][:12]}... (corrupt or truncated?)")
-    raw = _read_bytes(p)
-    if verify and p.suffix != ".gz" and p.name in KNOWN_MD5:
-        digest = hashlib.md5(raw).hexdigest()
-        if digest != KNOWN_MD5[p.name]:
-            raise CorruptDataError(f"{p}: md5 {digest} does not match the known {KNOWN_MD5[p.name]}")
+def _parse_idx(p: Path, raw: bytes) -> np.ndarray:
+    """The uint8 array an IDX file's bytes hold (header and exact payload length checked)."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise CorruptDataError(f"{p}: not an unsigned-byte IDX file (bad magic number)")
     ndim = raw[3]
@@ -132,6 +117,60 @@ def read_idx(path: str | os.PathLike, *, verify: bool = True) -> np.ndarray:
         raise CorruptDataError(f"{p}: expected {expected} data bytes for shape {dims}, "
                                f"found {len(raw) - header} (truncated or corrupt)")
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _stem(p: Path) -> str:
+    return p.name[:-3] if p.name.endswith(".gz") else p.name
+
+
+def _verify_idx(p: Path, raw: bytes) -> None:
+    """Raise naming ``p`` if it carries an official MNIST name but not the official contents."""
+    known = KNOWN_MD5.get(_stem(p))
+    if known is None:
+        return
+    digest = hashlib.md5(raw).hexdigest()
+    if digest != known:
+        raise CorruptDataError(f"{p}: contents (md5 {digest}) are not the official MNIST file "
+                               f"{_stem(p)} (md5 {known}); corrupt, truncated or not MNIST")
+
+
+def read_idx(path: str | os.PathLike, *, verify: bool = True) -> np.ndarray:
+    """Read one IDX file (``.gz`` or raw) into a uint8 array (chapter 04, "Data preparation").
+
+    Checks the header and the exact payload length and, with ``verify``, for a file named
+    like one of the four official MNIST files, that its decompressed contents are that file
+    (:data:`KNOWN_MD5`). Raises :class:`CorruptDataError` naming the file on any mismatch and
+    ValueError if ``path`` does not exist.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"path {str(path)!r} is not a file")
+    raw = _read_bytes(p)
+    array = _parse_idx(p, raw)
+    if verify:
+        _verify_idx(p, raw)
+    return array
+
+
+def _check_mnist_arrays(x: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> None:
+    """Raise :class:`CorruptDataError` naming the file unless ``x`` holds uint8 28x28 images
+    and ``y`` as many digit labels 0-9."""
+    if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise CorruptDataError(f"{x_name}: MNIST images must be uint8 28x28, got "
+                               f"{x.dtype} images of shape {x.shape[1:]}")
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise CorruptDataError(f"{y_name}: MNIST labels must be a 1-D array of integers, got "
+                               f"{y.dtype} of shape {y.shape}")
+    if len(x) != len(y):
+        raise CorruptDataError(f"{x_name} holds {len(x)} images but {y_name} holds {len(y)} "
+                               "labels")
+    if len(y) == 0:
+        raise CorruptDataError(f"{x_name}: holds no images")
+    if y.min() < 0 or y.max() > 9:
+        raise CorruptDataError(f"{y_name}: MNIST labels must be digits 0-9, found "
+                               f"{int(y.min())}..{int(y.max())}")
 
 
 def _find(folder: Path, stem: str) -> Path | None:
@@ -151,9 +190,11 @@ def _load_from_dir(folder: Path) -> tuple[np.ndarray, np.ndarray, str] | None:
         if img is None or lab is None:
             missing = img_stem if img is None else lab_stem
             raise CorruptDataError(f"{folder}: found one half of an IDX pair; {missing} is missing")
-        x, y = read_idx(img), read_idx(lab)
-        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise CorruptDataError(f"{img}: {x.shape} images do not match {y.shape} labels in {lab}")
+        raw_x, raw_y = _read_bytes(img), _read_bytes(lab)
+        x, y = _parse_idx(img, raw_x), _parse_idx(lab, raw_y)
+        _check_mnist_arrays(x, y, str(img), str(lab))  # clear message first, then the digest
+        _verify_idx(img, raw_x)
+        _verify_idx(lab, raw_y)
         xs.append(x)
         ys.append(y)
         used.append(img.name)
@@ -176,6 +217,7 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
             y = np.concatenate([f["y_train"], f["y_test"]])
     except (OSError, KeyError, ValueError, zlib.error) as exc:
         raise CorruptDataError(f"{path}: cannot be read ({exc})") from exc
+    _check_mnist_arrays(x, y, f"{path} (x_train, x_test)", f"{path} (y_train, y_test)")
     return x, y
 
 
@@ -201,12 +243,16 @@ def load_mnist(source: str = "auto", *, standin_size: int = 10_000, seed: int = 
 
     Name one of ``"data_dir"``, ``"keras_cache"``, ``"download"`` or ``"standin"`` to force a
     source (it then raises instead of falling back). All available images (train and test
-    files) are pooled; split them with :func:`split`. Files with known checksums are verified;
-    a corrupt or truncated file raises :class:`CorruptDataError` naming it, never a fallback.
+    files) are pooled; split them with :func:`split`. Every source must hold uint8 28x28
+    images and as many labels 0-9; the four official IDX files must also have the official
+    contents (:data:`KNOWN_MD5`, whatever their compression) and ``mnist.npz`` Keras's
+    checksum. A corrupt, truncated or foreign file raises :class:`CorruptDataError` (a
+    ValueError) naming it, never a fallback.
     """
     if source not in ("auto", *SOURCES):
         raise ValueError(f"source must be 'auto' or one of {SOURCES}, got {source!r}")
-    _check_positive_int("standin_size", standin_size)
+    checks.int_at_least("standin_size", standin_size)
+    checks.int_at_least("seed", seed, 0)
     notes: list[str] = []
 
     if source in ("auto", "data_dir"):
@@ -239,12 +285,15 @@ def load_mnist(source: str = "auto", *, standin_size: int = 10_000, seed: int = 
                 import keras
 
                 (xtr, ytr), (xte, yte) = keras.datasets.mnist.load_data()
-                x, y = _standardise(np.concatenate([xtr, xte]), np.concatenate([ytr, yte]))
-                return Digits(x, y, "download", "keras.datasets.mnist.load_data()", notes)
             except Exception as exc:  # no network, proxy, DNS ... all mean "not available"
                 notes.append(f"download failed ({type(exc).__name__})")
                 if source == "download":
                     raise
+            else:  # what did arrive is checked like any file: wrong data is never a fallback
+                x, y = np.concatenate([xtr, xte]), np.concatenate([ytr, yte])
+                _check_mnist_arrays(x, y, "downloaded MNIST images", "downloaded MNIST labels")
+                x, y = _standardise(x, y)
+                return Digits(x, y, "download", "keras.datasets.mnist.load_data()", notes)
 
     stand = render_digits(standin_size, seed=seed)
     message = ("MNIST is not available here (" + "; ".join(notes) + "). Using the embedded "
@@ -320,15 +369,15 @@ def _glyphs(size: int = 64) -> np.ndarray:
     out = []
     for path in _font_paths():
         font = ImageFont.truetype(str(path), int(size * 0.6))
-        row = []
+        rendered = []
         for d in range(10):
             canvas = Image.new("L", (size, size), 0)
             draw = ImageDraw.Draw(canvas)
             left, top, right, bottom = draw.textbbox((0, 0), str(d), font=font)
             draw.text(((size - (right - left)) / 2 - left, (size - (bottom - top)) / 2 - top),
                       str(d), fill=255, font=font)
-            row.append(np.asarray(canvas, np.float32) / 255.0)
-        row = np.asarray(row)
+            rendered.append(np.asarray(canvas, np.float32) / 255.0)
+        row = np.asarray(rendered)
         for thick in (0, 2, 4):
             out.append(row if thick == 0 else
                        np.stack([ndimage.grey_dilation(g, size=(thick, thick)) for g in row]))
@@ -346,10 +395,9 @@ def render_digits(n: int, *, seed: int = 0, distort: float = 1.0) -> Digits:
     times ``distort``), shear, scale and blur, and lands in a 20x20 box centred in 28x28 like
     MNIST. Classes are balanced. About 0.1 ms per image.
     """
-    _check_positive_int("n", n)
-    if (not isinstance(distort, (int, float)) or isinstance(distort, bool)
-            or not 0.0 <= distort <= 3.0):
-        raise ValueError(f"distort must be a number in [0, 3], got {distort!r}")
+    checks.int_at_least("n", n)
+    checks.int_at_least("seed", seed, 0)
+    checks.number("distort", distort, low=0.0, high=3.0)
     from scipy import ndimage
 
     if 64 not in _GLYPH_CACHE:
@@ -395,28 +443,12 @@ def render_digits(n: int, *, seed: int = 0, distort: float = 1.0) -> Digits:
 # Splits and samplers
 # --------------------------------------------------------------------------------------------
 
-def _check_positive_int(name: str, value: object) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-
-
-def _check_xy(x: np.ndarray, y: np.ndarray) -> None:
-    if not isinstance(x, np.ndarray) or x.ndim < 2:
-        raise ValueError(f"x must be a numpy array of samples, got {type(x).__name__}")
-    if not isinstance(y, np.ndarray) or y.ndim != 1:
-        raise ValueError(f"y must be a 1-D numpy array of labels, got {getattr(y, 'shape', y)!r}")
-    if len(x) != len(y):
-        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-
-
 def class_split(x: np.ndarray, y: np.ndarray, classes: list[int] | tuple[int, ...],
                 *, relabel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Keep only ``classes`` (e.g. digits 5-9); with ``relabel`` map them to 0..k-1 in the
     given order (chapter 02, "Core concepts"; chapter 05, negative transfer)."""
-    _check_xy(x, y)
-    classes = list(classes)
-    if not classes or len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be a non-empty list of distinct labels, got {classes!r}")
+    checks.xy(x, y)
+    classes = checks.int_sequence("classes", classes, 0)
     missing = [c for c in classes if not np.any(y == c)]
     if missing:
         raise ValueError(f"classes {missing} do not occur in y")
@@ -435,8 +467,9 @@ def few_shot(x: np.ndarray, y: np.ndarray, k_per_class: int, *, seed: int = 0
 
     Raises ValueError if a class has fewer than ``k_per_class`` examples.
     """
-    _check_xy(x, y)
-    _check_positive_int("k_per_class", k_per_class)
+    checks.xy(x, y)
+    checks.int_at_least("k_per_class", k_per_class)
+    checks.int_at_least("seed", seed, 0)
     rng = np.random.default_rng(seed)
     picks = []
     for c in np.unique(y):
@@ -451,9 +484,10 @@ def few_shot(x: np.ndarray, y: np.ndarray, k_per_class: int, *, seed: int = 0
 def split(x: np.ndarray, y: np.ndarray, *, test_fraction: float = 0.2, seed: int = 0
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stratified train/test split: returns ``x_train, y_train, x_test, y_test`` (chapter 04)."""
-    _check_xy(x, y)
-    if not isinstance(test_fraction, (int, float)) or not 0.0 < test_fraction < 1.0:
+    checks.xy(x, y)
+    if checks.number("test_fraction", test_fraction, low=0.0, high=1.0, strict=True) == 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    checks.int_at_least("seed", seed, 0)
     rng = np.random.default_rng(seed)
     train, test = [], []
     for c in np.unique(y):
@@ -469,7 +503,8 @@ def split(x: np.ndarray, y: np.ndarray, *, test_fraction: float = 0.2, seed: int
 
 
 def fingerprint(*arrays: np.ndarray) -> str:
-    """Short SHA-256 of array contents and shapes; the zoo keys cached models by it."""
+    """Short SHA-256 of array contents, shapes and dtypes; the model zoo keys cached models by
+    it (chapter 04, "Source model")."""
     if not arrays:
         raise ValueError("arrays must not be empty")
     h = hashlib.sha256()
@@ -485,8 +520,9 @@ def augmenter(*, rotation: float = 0.04, translation: float = 0.08, zoom: float 
     """A Keras preprocessing block of small random rotations, shifts and zooms, active only in
     training (chapter 04, "Target fine-tuning": augmentation for tiny label budgets)."""
     for name, value in (("rotation", rotation), ("translation", translation), ("zoom", zoom)):
-        if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        if checks.number(name, value, low=0.0, high=1.0) == 1.0:
             raise ValueError(f"{name} must be a fraction in [0, 1), got {value!r}")
+    checks.int_at_least("seed", seed, 0)
     import keras
 
     return keras.Sequential([
@@ -500,11 +536,12 @@ def to_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 
                shuffle: bool = True, seed: int = 0, repeat: bool = False):
     """A batched, prefetched ``tf.data.Dataset`` from arrays (chapter 05, domain adaptation,
     and chapter 07's distributed training). Shuffling is seeded."""
-    _check_positive_int("batch_size", batch_size)
+    checks.int_at_least("batch_size", batch_size)
+    checks.int_at_least("seed", seed, 0)
     if y is not None:
-        _check_xy(x, y)
-    elif not isinstance(x, np.ndarray):
-        raise ValueError(f"x must be a numpy array, got {type(x).__name__}")
+        checks.xy(x, y)
+    else:
+        checks.finite_array("x", x)
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices(x if y is None else (x, y))

@@ -15,13 +15,33 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (POSIX; a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success
+    (every chapter's caches: the model zoo, chapter 04, and the embedding caches, chapter 05).
 
     ``suffix`` lets writers that insist on an extension (Keras wants ``.weights.h5``) keep it.
-    On an exception the temporary file is removed and ``path`` is untouched.
+    On any exception (KeyboardInterrupt included), in the caller's block or in the rename, the
+    temporary file is removed and ``path`` is untouched.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if not isinstance(suffix, str):
+        raise ValueError(f"suffix must be a str, got {type(suffix).__name__}")
     target = Path(path)
     if not target.name:
         raise ValueError(f"path must name a file, got {path!r}")
@@ -33,6 +53,7 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
+        _fsync_dir(target.parent)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -2,8 +2,9 @@
 50%, and a batch survives submissions that raise, hang or delete files.
 
 One session-scoped ``otter assign`` run (without otter's own solution check, which the
-100% test repeats) feeds every test. Grading runs ``otter run`` locally through
-``assignments/grade.py``; the whole file takes a few minutes.
+100% test repeats) feeds every test. Grading runs through ``assignments/grade.py`` (student code
+in a bubblewrap sandbox, tests in the grader; skipped without bwrap); the whole file takes a few
+minutes. ``tests/test_grading_attacks.py`` attacks the grader.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ sys.path.insert(0, str(ROOT))
 
 import build  # noqa: E402
 import grade  # noqa: E402
+import sandbox  # noqa: E402
 
-from tools.notebook_cells import repository_url  # noqa: E402
+from tools.notebook_cells import release_tag, repository_url  # noqa: E402
 
 MASTERS = build.masters()
 CHAPTERS = {"ch01_02_foundations", "ch03_algorithms", "ch04_fine_tuning", "ch05_coral",
@@ -55,10 +57,17 @@ def _zip(built: Path, name: str) -> Path:
     return built / name / "autograder" / f"{name}-autograder.zip"
 
 
+def _needs_bwrap() -> None:
+    if not sandbox.bwrap_available():
+        pytest.skip("bubblewrap (bwrap) is not installed or cannot create namespaces here; "
+                    "sandboxed grading cannot run (apt-get install bubblewrap)")
+
+
 @pytest.fixture(scope="session")
 def graded(built, tmp_path_factory) -> dict[str, dict[str, dict]]:
-    """``{name: {"solution": row, "student": row}}`` from ``otter run`` on every master's
-    solution notebook and on every untouched student copy."""
+    """``{name: {"solution": row, "student": row}}`` from sandboxed grading of every master's
+    solution notebook and of every untouched student copy."""
+    _needs_bwrap()
     out = tmp_path_factory.mktemp("grades")
     rows = {}
     for name in MASTERS:
@@ -125,7 +134,7 @@ def test_setup_cell_installs_only_in_colab():
     body = cell.split('if "google.colab" in sys.modules:')[1]
     assert all(line.startswith("    ") for line in body.splitlines() if line.strip()), \
         "everything after the Colab test must be inside it"
-    assert f"git+{repository_url()}@main" in cell
+    assert f"git+{repository_url()}@{release_tag()}" in cell
     assert "otter-grader" in cell
 
 
@@ -160,7 +169,7 @@ def test_heldout_set_only_in_autograder(built):
 
 
 # ---------------------------------------------------------------------------------------------
-# Grading with otter run
+# Grading (assignments/grade.py)
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(CHAPTERS))
@@ -186,6 +195,7 @@ def _variant(student: Path, dest: Path, source: str) -> Path:
 
 
 def test_bad_submissions_do_not_sink_the_batch(built, tmp_path):
+    _needs_bwrap()
     name = "ch03_algorithms"
     student = built / name / "student" / f"{name}.ipynb"
     subs = tmp_path / "submissions"
@@ -194,10 +204,10 @@ def test_bad_submissions_do_not_sink_the_batch(built, tmp_path):
     good.write_bytes((built / name / "autograder" / f"{name}.ipynb").read_bytes())
     deletes = _variant(student, subs / "b_deletes.ipynb", (
         "import shutil\nfrom pathlib import Path\n"
-        "# delete otter's grading folder around this notebook (tests, results, everything),\n"
-        "# but only inside grade.py's scratch folder, whatever happens\n"
+        "# delete the grading folder around this notebook (everything it can write), but only\n"
+        "# inside the sandbox's scratch folder (its /tmp), whatever happens\n"
         "here = Path.cwd().resolve().parent\n"
-        "assert 'otter-grade-' in str(here), here\n"
+        "assert str(here) == '/tmp', here\n"
         "shutil.rmtree(here)"))
     hangs = _variant(student, subs / "c_hangs.ipynb",
                      "import time\nwhile True:  # never finishes (sleeping, to spare the CPU)\n"

@@ -1,28 +1,29 @@
 """Small fixes to Jupyter Book 1's HTML, loaded as a local Sphinx extension (_config.yml).
 
-The ipywidgets HTML manager (1.x) calls MathJax 2's ``MathJax.Hub.Queue`` to typeset widget
-labels; the book loads MathJax 3, which has no ``Hub``. A shim maps it to MathJax 3's
-``typesetPromise`` once MathJax has started.
+Live figures (``tlutils.livefig``) are Plotly figures whose data sit in the notebook's output;
+they need Plotly's JavaScript. The book serves it itself, once for the whole book, as
+``_static/plotly.min.js``, copied from the installed ``plotly`` Python package (no CDN, no
+npm), and loads it (deferred) only on pages that hold a live figure.
 
 Jupyter Book registers some extensions' inline configuration scripts twice (sphinx-thebe's
 ``const THEBE_JS_URL = ...``, sphinx-togglebutton's selector), so every page logs
 "Identifier 'THEBE_JS_URL' has already been declared" in the browser console. After the build,
 a repeated single-line inline ``<script>`` in a page is dropped; scripts loaded from files and
 multi-line scripts are left alone.
-
-The widget manager (``embed-amd.js``) fetches its icon fonts from the folder of its AMD module
-``@jupyter-widgets/html-manager/dist/libembed-amd``, which require.js resolves against the page's
-own folder, where no fonts are. A line inserted before that script maps the module to the
-vendored copy under ``_static/`` (the path is taken from the page's ``data-content_root``, so it
-works at any depth).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from pathlib import Path
 
 _INLINE = re.compile(r"^\s*<script>[^<]*</script>\s*$")
+
+#: The class every live figure's ``<div>`` carries (see ``tlutils/livefig.py``).
+LIVE_FIGURE_MARK = 'class="tl-livefig"'
+PLOTLY_JS = "plotly.min.js"
 
 
 def dedupe_inline_scripts(html: str) -> str:
@@ -39,45 +40,46 @@ def dedupe_inline_scripts(html: str) -> str:
     return "".join(out)
 
 
-WIDGET_FONTS_FIX = (
-    '<script>(function () { var dist = new URL("_static/@jupyter-widgets/html-manager/dist/",'
-    ' new URL(document.documentElement.dataset.content_root || "./", document.baseURI)).href;'
-    ' if (window.require && window.require.config) { window.require.config({paths:'
-    ' {"@jupyter-widgets/html-manager/dist/libembed-amd": dist + "libembed-amd"}}); } })();'
-    "</script>\n"
-)
-_EMBED = re.compile(r'<script\b[^>]*\bsrc="[^"]*embed-amd\.js[^"]*"[^>]*>')
+def needs_plotly(body: str) -> bool:
+    """Whether a page's body holds a live figure."""
+    return LIVE_FIGURE_MARK in body
 
 
-def point_widget_fonts_at_static(html: str) -> str:
-    """Insert :data:`WIDGET_FONTS_FIX` before the widget manager's script (once)."""
-    if WIDGET_FONTS_FIX in html:
-        return html
-    match = _EMBED.search(html)
-    if match is None:
-        return html
-    return html[: match.start()] + WIDGET_FONTS_FIX + html[match.start():]
+def write_plotly_js(static_dir: Path) -> Path:
+    """Write Plotly's bundle from the ``plotly`` package to ``static_dir`` (temp file, then
+    rename, so a half-written file never exists)."""
+    from plotly.offline import get_plotlyjs
+
+    static_dir.mkdir(parents=True, exist_ok=True)
+    target = static_dir / PLOTLY_JS
+    fd, tmp = tempfile.mkstemp(dir=static_dir, prefix=".plotly-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(get_plotlyjs())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
 
 
-def _fix_pages(app, exception) -> None:
+def _add_plotly(app, pagename, templatename, context, doctree) -> None:
+    if needs_plotly(context.get("body", "")):
+        app.add_js_file(PLOTLY_JS, loading_method="defer")
+
+
+def _finish(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
+    write_plotly_js(Path(app.outdir) / "_static")
     for page in Path(app.outdir).rglob("*.html"):
         text = page.read_text(encoding="utf-8")
-        fixed = point_widget_fonts_at_static(dedupe_inline_scripts(text))
+        fixed = dedupe_inline_scripts(text)
         if fixed != text:
             page.write_text(fixed, encoding="utf-8")
 
 
-MATHJAX2_SHIM = (
-    "(function shim() { var M = window.MathJax;"
-    " if (M && M.startup && M.typesetPromise) {"
-    " if (!M.Hub) { M.Hub = {Queue: function () { return M.typesetPromise(); }}; } }"
-    " else { setTimeout(shim, 25); } })();"
-)
-
-
 def setup(app):
-    app.add_js_file(None, body=MATHJAX2_SHIM, priority=800)
-    app.connect("build-finished", _fix_pages)
+    app.connect("html-page-context", _add_plotly)
+    app.connect("build-finished", _finish)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

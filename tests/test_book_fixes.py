@@ -1,25 +1,12 @@
-"""The post-build HTML fixes in _ext/book_fixes.py (the browser test checks the built pages)."""
+"""The Sphinx extension in _ext/book_fixes.py (the browser test checks the built pages)."""
 
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "_ext"))
 import book_fixes  # noqa: E402
-
-PAGE = ('<html data-content_root="../../"><head>\n<script src="../../_static/require.js"></script>\n'
-        '<script data-jupyter-widgets-cdn="../../_static/" src="../../_static/embed-amd.js?v=1">'
-        '</script>\n</head></html>\n')
-
-
-def test_widget_fonts_fix_goes_between_require_and_the_manager_once():
-    fixed = book_fixes.point_widget_fonts_at_static(PAGE)
-    assert fixed.index("require.js") < fixed.index("libembed-amd") < fixed.index("embed-amd.js?")
-    assert book_fixes.point_widget_fonts_at_static(fixed) == fixed
-
-
-def test_pages_without_widgets_are_untouched():
-    page = '<html><head><script src="x.js"></script></head></html>'
-    assert book_fixes.point_widget_fonts_at_static(page) == page
 
 
 def test_repeated_one_line_inline_scripts_are_dropped():
@@ -27,3 +14,22 @@ def test_repeated_one_line_inline_scripts_are_dropped():
             "<script src='y.js'></script>\n")
     assert book_fixes.dedupe_inline_scripts(html).count("var a = 1") == 1
     assert "y.js" in book_fixes.dedupe_inline_scripts(html)
+
+
+def test_multi_line_scripts_are_kept():
+    html = "<script>\nvar a = 1;\n</script>\n<script>\nvar a = 1;\n</script>\n"
+    assert book_fixes.dedupe_inline_scripts(html) == html
+
+
+def test_only_pages_with_live_figures_need_plotly():
+    assert book_fixes.needs_plotly('<div class="tl-livefig" id="tl-livefig-x"></div>')
+    assert not book_fixes.needs_plotly("<p>plotly</p>")
+
+
+def test_plotly_js_is_written_whole_from_the_package(tmp_path):
+    pytest.importorskip("plotly")
+    from plotly.offline import get_plotlyjs
+
+    path = book_fixes.write_plotly_js(tmp_path / "_static")
+    assert path.name == "plotly.min.js" and path.read_text(encoding="utf-8") == get_plotlyjs()
+    assert [p.name for p in path.parent.iterdir()] == ["plotly.min.js"]  # no temp file left

@@ -1,4 +1,5 @@
-"""tlutils.widgets: the learning-rate explorer and its static figures (chapter 03)."""
+"""tlutils.widgets: the learning-rate explorer, the live figures of chapters 04-05 and the
+static gradient-descent figures (chapter 03)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import tlutils  # noqa: E402,F401  (quiet TensorFlow first)
-from tlutils import optim, widgets  # noqa: E402
+from tlutils import livefig, optim, widgets  # noqa: E402
 
-pytest.importorskip("ipywidgets")
+pytest.importorskip("plotly")
 
 
 @pytest.fixture(scope="module")
@@ -37,24 +39,67 @@ def test_divergent_rate_is_flagged(problem):
     plt.close(fig)
 
 
-def test_render_png_is_png_and_deterministic(problem):
-    a = widgets.render_png(problem, 0.2, steps=5)
-    assert a[:8] == b"\x89PNG\r\n\x1a\n"
-    assert a == widgets.render_png(problem, 0.2, steps=5)
+def test_lr_explorer_holds_one_run_per_rate(problem):
+    crit = problem.critical_lr()
+    fig = widgets.lr_explorer(problem, lr_range=(0.05, 2 * crit), n=4, lr=0.3, steps=30)
+    assert isinstance(fig, livefig.LiveFigure) and len(fig.states) == 4
+    rates = [float(k) for k in fig.states]
+    assert rates[0] == pytest.approx(0.05, rel=1e-2) and rates[-1] > crit
+    assert fig.initial == min(fig.states, key=lambda k: abs(np.log(float(k) / 0.3)))
+    assert "below the critical" in fig.captions[list(fig.states)[0]]
+    assert "above the critical" in fig.captions[list(fig.states)[-1]]
+    assert "diverged" in fig.captions[list(fig.states)[-1]]
+    path, gaps = fig.states[list(fig.states)[0]]
+    assert path.panel == 0 and gaps.panel == 1 and len(gaps.y) == 31
+    assert plt.get_fignums() == []  # nothing drawn with pyplot
 
 
-def test_explorer_returns_figure_and_live_widget(problem):
-    plt.close("all")
-    ex = widgets.lr_explorer(problem, lrs={"small": 0.01, "good": 0.3}, steps=5)
-    assert ex.lr == 0.3 and len(ex.figure.axes) == 2
-    slider, image = ex.widget.children
-    assert slider.value == pytest.approx(0.3)
-    assert repr(ex.widget) == "LearningRateExplorer(lr=0.3, steps=5)"
-    before = image.value
-    slider.value = 0.02  # what dragging the slider does: the picture is redrawn
-    assert image.value != before and image.value[:4] == b"\x89PNG"
-    assert plt.get_fignums() == [ex.figure.number]  # the widget's pictures are not pyplot figures
-    plt.close("all")
+def _budget_runs():
+    rows = [{"method": m, "budget": b, "seed": s, "accuracy": base + 0.01 * s + 0.002 * b}
+            for m, base in (("scratch", 0.5), ("fine_tune", 0.8)) for b in (1, 10, 50)
+            for s in range(3)]
+    return pd.DataFrame(rows)
+
+
+def test_budget_explorer_has_a_state_per_budget():
+    fig = widgets.budget_explorer(_budget_runs(), zero_label=0.75)
+    assert list(fig.states) == ["1", "10", "50"] and fig.initial == "10"
+    assert "fine_tune +0.300" in fig.captions["10"]
+    bars = [t for t in fig.states["10"] if isinstance(t, livefig.Bars)]
+    assert [b.x for b in bars] == [["scratch"], ["fine_tune"]]
+    assert bars[1].y[0] == pytest.approx(0.8 + 0.01 + 0.02)
+    assert any(t.name == "source model, no target labels" for t in fig.background)
+
+
+def test_drift_explorer_pictures_and_zero_label():
+    rows = [{"drift": d, "strength": s, "method": m, "seed": k, "accuracy": 0.5 + 0.1 * i}
+            for d, s in (("rotation", 0.0), ("rotation", 90.0), ("noise", 1.0))
+            for i, m in enumerate(("scratch", "fine_tune")) for k in range(2)]
+    results = pd.DataFrame(rows)
+    pics = {("rotation", 0): np.zeros((4, 8)), ("rotation", 90): np.ones((4, 8)),
+            ("noise", 1.0): np.full((4, 8), 0.5)}
+    fig = widgets.drift_explorer(results, pictures=pics, zero_label={("noise", 1): 0.2})
+    assert list(fig.states) == ["rotation 0", "rotation 90", "noise 1"]
+    assert isinstance(fig.states["rotation 90"][0], livefig.Picture)
+    assert any(t.name == "source model, no target labels" for t in fig.states["noise 1"])
+    assert "fine_tune +0.100" in fig.captions["noise 1"]
+    with pytest.raises(ValueError, match="pictures"):
+        widgets.drift_explorer(results, pictures={("blur", 1.0): np.zeros((4, 4))})
+
+
+def test_alignment_explorer_shows_a_collapse_as_a_point():
+    rng = np.random.default_rng(0)
+    spread = (rng.normal(size=(30, 6)), rng.normal(size=(30, 6)) + 2)
+    collapsed = (np.ones((30, 6)), np.ones((30, 6)))
+    acc = {"target accuracy": 0.5, "source accuracy": 0.9}
+    fig = widgets.alignment_explorer({"0": spread, "20": collapsed},
+                                     {"0": acc, "20": acc}, chance=0.1, max_points=10)
+    source_pts = fig.states["20"][0]
+    assert np.allclose(source_pts.x, 0) and np.allclose(source_pts.y, 0)
+    assert len(fig.states["0"][0].x) == 10
+    assert fig.panels[0].x_range[1] > 1
+    with pytest.raises(ValueError, match="accuracy"):
+        widgets.alignment_explorer({"0": spread}, {"5": acc})
 
 
 def test_traces_figure(problem):
@@ -78,6 +123,10 @@ def test_bad_input(problem):
         widgets.lr_explorer(problem, lr_range=(1.0, 0.1))
     with pytest.raises(ValueError, match="lr must"):
         widgets.lr_explorer(problem, lr=5.0)
+    with pytest.raises(ValueError, match="n must"):
+        widgets.lr_explorer(problem, n=1)
+    with pytest.raises(ValueError, match="results"):
+        widgets.budget_explorer(pd.DataFrame({"method": ["a"]}))
     with pytest.raises(ValueError, match="traces"):
         widgets.traces_figure(problem, {"x": np.zeros(3)})
     plt.close("all")

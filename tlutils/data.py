@@ -535,7 +535,7 @@ def augmenter(*, rotation: float = 0.04, translation: float = 0.08, zoom: float 
 def to_dataset(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int = 32,
                shuffle: bool = True, seed: int = 0, repeat: bool = False):
     """A batched, prefetched ``tf.data.Dataset`` from arrays (chapter 05, domain adaptation,
-    and chapter 07's distributed training). Shuffling is seeded."""
+    and section 5.7's distributed training). Shuffling is seeded."""
     checks.int_at_least("batch_size", batch_size)
     checks.int_at_least("seed", seed, 0)
     if y is not None:

@@ -53,8 +53,8 @@ def make_optimizer(optimizer: str | keras.optimizers.Optimizer,
                    momentum: float = 0.9) -> keras.optimizers.Optimizer:
     """The optimizer named ``optimizer`` at learning rate ``lr`` (a number or a Keras
     ``LearningRateSchedule``): ``"adam"``, ``"sgd"`` (plain), or ``"momentum"`` (SGD with
-    ``momentum``). A Keras optimizer instance is returned as it is (chapter 03, "Gradient
-    descent and optimisers"; every training helper builds its optimizer here)."""
+    ``momentum``). A Keras optimizer instance is returned as it is (section 3.1, "SGD,
+    momentum and Adam on the same problem"; every training helper builds its optimizer here)."""
     if isinstance(optimizer, keras.optimizers.Optimizer):
         return optimizer
     checks.one_of("optimizer", optimizer, OPTIMIZERS)

@@ -123,3 +123,148 @@ def test_fit_attribute_model_rejects_bad_input():
         zeroshot.fit_attribute_model(model, x, y, table, steps=0)
     with pytest.raises(ValueError, match="num_attributes"):
         zeroshot.build_attribute_model(1)
+
+
+# -- chapter 05, "From words to pictures": class knowledge from text ---------------------------
+
+def test_digit_descriptions_cover_every_digit_without_naming_it():
+    assert sorted(zeroshot.DIGIT_DESCRIPTIONS) == list(range(10))
+    assert len(zeroshot.DIGIT_NAMES) == 10
+    for digit, texts in zeroshot.DIGIT_DESCRIPTIONS.items():
+        assert len(texts) >= 3 and all(isinstance(t, str) and t for t in texts)
+        words = set(" ".join(texts).lower().replace(".", " ").replace(",", " ").split())
+        names = set(zeroshot.DIGIT_NAMES) - {"one", "two"}  # "two loops" counts, names nothing
+        assert not names & words and not set("0123456789") & set("".join(texts)), digit
+
+
+def _fake_embed(calls):
+    def embed(texts):
+        calls.append(list(texts))
+        # a 3-D "embedding" that depends on the text only: its length, vowels and spaces
+        return np.array([[len(t), sum(c in "aeiou" for c in t), t.count(" ") + 1.0]
+                         for t in texts])
+    return embed
+
+
+def test_text_embeddings_embed_every_text_once_in_class_order():
+    calls = []
+    descriptions = {1: ["b b", "bbb"], 0: "a single text"}
+    z, classes = zeroshot.text_embeddings(descriptions, _fake_embed(calls))
+    assert calls == [["a single text", "b b", "bbb"]]  # one call, class order
+    np.testing.assert_array_equal(classes, [0, 1, 1])
+    assert z.shape == (3, 3) and z.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(z, axis=1), 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("descriptions, embed, name", [
+    ({}, None, "descriptions"),
+    ({1: ["x"], 2: ["y"]}, None, "descriptions"),          # keys must be 0..n-1
+    ({0: ["x"], 1: []}, None, "descriptions"),
+    ({0: ["x"], 1: [""]}, None, "descriptions"),
+    ({0: ["x"], 1: ["y"]}, "not callable", "embed"),
+    ({0: ["x"], 1: ["y"]}, lambda t: np.zeros((1, 3)), "embed"),  # wrong row count
+])
+def test_text_embeddings_reject_bad_input(descriptions, embed, name):
+    embed = _fake_embed([]) if embed is None else embed
+    with pytest.raises(ValueError, match=name):
+        zeroshot.text_embeddings(descriptions, embed)
+
+
+def test_class_embeddings_are_unit_means_per_class():
+    z = np.array([[1.0, 0.0], [0.0, 1.0], [3.0, 4.0]], np.float32)
+    out = zeroshot.class_embeddings(z, [0, 0, 2])
+    assert out.shape == (3, 2)
+    np.testing.assert_allclose(out[0], [2 ** -0.5, 2 ** -0.5], rtol=1e-6)
+    np.testing.assert_allclose(out[1], [0.0, 0.0])      # class 1 has no text
+    np.testing.assert_allclose(out[2], [0.6, 0.8], rtol=1e-6)
+    with pytest.raises(ValueError, match="classes"):
+        zeroshot.class_embeddings(z, [0, 1])
+
+
+def _world(seed=0, n_classes=12, dim=5, per_class=60, noise=0.05):
+    """Classes with random unit text embeddings; an image's features are a fixed linear
+    function of its class's embedding plus noise, so a perfect linear map exists."""
+    rng = np.random.default_rng(seed)
+    text = rng.normal(size=(n_classes, dim))
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    mix = rng.normal(size=(dim, 8))
+    y = np.repeat(np.arange(n_classes), per_class)
+    feats = text[y] @ mix + noise * rng.normal(size=(len(y), 8))
+    return text.astype(np.float32), feats.astype(np.float32), y
+
+
+def test_a_perfect_image_to_text_map_recovers_the_labels():
+    text, _, y = _world()
+    # features that *are* the text embeddings, and the identity map
+    identity = zeroshot.TextMap(weights=np.vstack([np.eye(5), np.zeros((1, 5))]),
+                                mean=np.zeros(5), scale=np.ones(5), objective="devise")
+    scores = zeroshot.text_map_scores(identity, text[y], text, list(range(12)))
+    np.testing.assert_array_equal(scores.argmax(axis=1), y)
+    np.testing.assert_allclose(scores.max(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("objective", ["devise", "contrastive"])
+def test_a_map_learned_on_seen_classes_names_unseen_ones(objective):
+    text, feats, y = _world()
+    unseen = [9, 10, 11]
+    seen = ~np.isin(y, unseen)
+    tm = zeroshot.fit_text_map(feats[seen], y[seen], text, np.arange(12),
+                               objective=objective, steps=300, seed=0)
+    assert isinstance(tm, zeroshot.TextMap) and tm.objective == objective
+    pred = np.array(unseen)[zeroshot.text_map_scores(tm, feats[~seen], text, unseen).argmax(1)]
+    assert np.mean(pred == y[~seen]) > 0.9
+    # the same seed gives the same map
+    again = zeroshot.fit_text_map(feats[seen], y[seen], text, np.arange(12),
+                                  objective=objective, steps=300, seed=0)
+    np.testing.assert_array_equal(tm.weights, again.weights)
+
+
+def test_a_shuffled_description_table_drops_to_chance():
+    text, feats, y = _world()
+    unseen = [9, 10, 11]
+    seen = ~np.isin(y, unseen)
+    accs = []
+    for s in range(6):
+        rng = np.random.default_rng(s)
+        perm = rng.permutation(12)
+        while np.any(perm == np.arange(12)):  # every class gets another class's text
+            perm = rng.permutation(12)
+        shuffled = text[perm]
+        tm = zeroshot.fit_text_map(feats[seen], y[seen], shuffled, np.arange(12),
+                                   steps=300, seed=s)
+        scores = zeroshot.text_map_scores(tm, feats[~seen], shuffled, unseen)
+        accs.append(np.mean(np.array(unseen)[scores.argmax(1)] == y[~seen]))
+    assert abs(np.mean(accs) - 1 / 3) < 0.2, accs
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"objective": "ridge"}, "objective"),
+    ({"steps": 0}, "steps"),
+    ({"lr": 0.0}, "lr"),
+    ({"l2": -1.0}, "l2"),
+    ({"temperature": 0}, "temperature"),
+    ({"seed": -1}, "seed"),
+    ({"classes": np.array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10])}, "no text"),
+    ({"classes": np.arange(11)}, "classes"),
+    ({"y": np.zeros(720, np.int64)}, "two classes"),
+    ({"features": np.zeros((3, 8), np.float32)}, "features"),
+])
+def test_fit_text_map_rejects_bad_input(kwargs, name):
+    text, feats, y = _world()
+    args = {"features": feats, "y": y, "embeddings": text, "classes": np.arange(12)}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        zeroshot.fit_text_map(**args)
+
+
+def test_text_map_scores_reject_bad_input():
+    text, feats, y = _world()
+    tm = zeroshot.fit_text_map(feats, y, text, np.arange(12), steps=5)
+    with pytest.raises(ValueError, match="text_map"):
+        zeroshot.text_map_scores("map", feats, text, [0, 1])
+    with pytest.raises(ValueError, match="class_emb"):
+        zeroshot.text_map_scores(tm, feats, text[:, :3], [0, 1])
+    with pytest.raises(ValueError, match="classes"):
+        zeroshot.text_map_scores(tm, feats, text, [0, 12])
+    with pytest.raises(ValueError, match="features"):
+        zeroshot.text_map_scores(tm, feats[:, :3], text, [0, 1])

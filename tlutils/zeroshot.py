@@ -9,17 +9,32 @@ trained to predict the attributes from images of the *seen* digits only
 which unseen digit's description best explains its predicted attributes
 (:func:`dap_scores`): knowledge moves from seen to unseen classes through the shared
 attribute vocabulary, not through examples.
+
+Chapter 05, "From words to pictures", takes the class knowledge from *language* instead of a
+table: a few sentences per digit (:data:`DIGIT_DESCRIPTIONS`, or the bare
+:data:`DIGIT_NAMES`) are embedded by any text embedder (MiniLM, TF-IDF) with
+:func:`text_embeddings` and averaged per class by :func:`class_embeddings`; a linear map
+from a frozen CNN's image features into that space is learned on the seen classes with
+DeViSE's rank loss or a toy CLIP contrastive loss (:func:`fit_text_map`), and an unseen
+digit is named by the nearest class embedding (:func:`text_map_scores`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from tlutils import checks
+
 __all__ = ["ATTRIBUTES", "attribute_table", "build_attribute_model", "calibrated_stacking",
            "dap_scores", "fit_attribute_model", "learnable", "predict_attributes",
-           "unseen_split"]
+           "unseen_split",
+           # chapter 05, "From words to pictures"
+           "DIGIT_DESCRIPTIONS", "DIGIT_NAMES", "TextMap", "class_embeddings", "fit_text_map",
+           "text_embeddings", "text_map_scores"]
 
 #: The attribute vocabulary: name -> what a reader checks on a handwritten digit. The seven
 #: position attributes follow the segments of a digital clock's display, read for
@@ -133,10 +148,10 @@ def fit_attribute_model(model, x: np.ndarray, y: np.ndarray, table, *, steps: in
     import pandas as pd
     import tensorflow as tf
 
-    from tlutils import config, data, train
+    from tlutils import config, data
 
-    train._check_model(model)
-    train._check_xy(x, y)
+    checks.model(model)
+    checks.xy(x, y)
     a = _as_matrix(table)
     if int(model.output_shape[-1]) != a.shape[1]:
         raise ValueError(f"model has {model.output_shape[-1]} outputs but table has "
@@ -214,3 +229,289 @@ def calibrated_stacking(scores: np.ndarray, is_seen: Sequence[bool], gamma: floa
     if not isinstance(gamma, (int, float)) or isinstance(gamma, bool) or not np.isfinite(gamma):
         raise ValueError(f"gamma must be a finite number, got {gamma!r}")
     return scores - float(gamma) * mask[None, :]
+
+
+# --------------------------------------------------------------------------------------------
+# From words to pictures: class knowledge from language (chapter 05, "From words to pictures")
+# --------------------------------------------------------------------------------------------
+
+#: The digits' English names: the barest language description of a class.
+DIGIT_NAMES: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five", "six", "seven",
+                                "eight", "nine")
+
+#: How each digit is usually handwritten, in plain words, written for the book as a reader
+#: would describe them: four short sentences per digit that name strokes, curves, loops and
+#: where they sit, never the digit itself or another digit (chapter 05, "From words to
+#: pictures", which also shows where they fail).
+DIGIT_DESCRIPTIONS: dict[int, tuple[str, ...]] = {
+    0: ("An oval: a single closed loop, taller than it is wide, empty inside.",
+        "One round ring drawn in a single stroke, with no straight lines.",
+        "A closed egg-shaped curve that fills the whole height.",
+        "A tall ellipse, like the letter O."),
+    1: ("One straight vertical line, sometimes slightly slanted.",
+        "A single upright stroke with no curves and no loops.",
+        "A thin stick from top to bottom, often with a small flag at the top.",
+        "Just one short straight stroke, like a capital I."),
+    2: ("A curve hooking over the top, a diagonal line down to the left and a flat line "
+        "along the bottom.",
+        "A rounded top like a question mark that sweeps down and ends in a horizontal base.",
+        "A swan shape: a curved head, a slanted neck and a flat bottom stroke.",
+        "An open arc on top, one diagonal stroke and a straight line across the bottom."),
+    3: ("Two open curves stacked on top of each other, both bulging to the right.",
+        "Two bumps on the right side that meet at a point in the middle.",
+        "An upper curve and a lower curve joined in the middle, open on the left.",
+        "Two half circles one above the other with their openings facing left."),
+    4: ("A tall vertical stroke on the right, crossed by a horizontal bar.",
+        "A slanted line down the left that turns into a horizontal bar, crossed by a "
+        "vertical line.",
+        "Angular with no curves: an open triangle at the upper left and a long vertical stroke.",
+        "Like a chair: a vertical line, a crossbar and a short line rising on the left."),
+    5: ("A flat stroke across the top, a short line down the left, then a round belly at the "
+        "bottom.",
+        "A horizontal line on top, a drop straight down, and a curve bulging to the right "
+        "below.",
+        "An angular top half over a lower half shaped like a half circle open to the left.",
+        "A flag on top and a big hook at the bottom that curls back to the left."),
+    6: ("A long curve coming down from the top into a closed loop at the bottom.",
+        "A small closed circle at the bottom with a curved tail rising up to the top.",
+        "A sweeping stroke that curls into a loop in its lower half.",
+        "A round loop low down and an open arc reaching up above it."),
+    7: ("A horizontal line across the top and a long diagonal stroke down to the bottom left.",
+        "Two straight strokes meeting at a sharp corner in the upper right, with no curves.",
+        "A flat top bar with a slanted line falling from its right end.",
+        "An angle like an upside-down L whose leg is tilted."),
+    8: ("Two closed loops stacked on top of each other, like a snowman.",
+        "An upper loop and a lower loop that touch in the middle.",
+        "Two small circles one above the other, the strokes crossing at the waist.",
+        "An hourglass drawn in one continuous stroke, with two holes."),
+    9: ("A closed loop at the top with a straight tail going down on the right.",
+        "A small circle high up and a vertical stroke below it.",
+        "Like a balloon on a string: a round head on top and a line hanging down.",
+        "A loop in the upper half and a long stem in the lower half."),
+}
+
+
+def _check_descriptions(descriptions: object) -> dict[int, list[str]]:
+    if not isinstance(descriptions, Mapping) or not descriptions:
+        raise ValueError("descriptions must be a non-empty mapping class -> sentences, got "
+                         f"{type(descriptions).__name__}")
+    keys = list(descriptions)
+    if (not all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in keys)
+            or sorted(int(k) for k in keys) != list(range(len(keys)))):
+        raise ValueError(f"descriptions must have the classes 0..n-1 as keys, got {keys!r}")
+    out: dict[int, list[str]] = {}
+    for k in sorted(keys):
+        texts = descriptions[k]
+        texts = [texts] if isinstance(texts, str) else texts
+        if (not isinstance(texts, (Sequence, np.ndarray)) or len(texts) == 0
+                or not all(isinstance(t, str) and t.strip() for t in texts)):
+            raise ValueError(f"descriptions[{k}] must be a non-empty string or a non-empty "
+                             "sequence of non-empty strings")
+        out[int(k)] = list(texts)
+    return out
+
+
+def text_embeddings(descriptions: Mapping[int, str | Sequence[str]],
+                    embed: Callable[[list[str]], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Embed every description of every class: returns ``(embeddings, classes)`` (chapter 05,
+    "From words to pictures").
+
+    ``descriptions`` maps each class ``0..n-1`` to one sentence or several (e.g.
+    :data:`DIGIT_DESCRIPTIONS`, or ``dict(enumerate(DIGIT_NAMES))``). ``embed`` turns a list
+    of texts into an array with one row per text: MiniLM's ``encoder.embed``
+    (:func:`tlutils.text.text_encoder`, which caches on disk), a TF-IDF vectoriser's
+    ``lambda t: vec.fit_transform(t).toarray()``, anything. It is called once, on all texts in
+    class order. ``embeddings`` are float32 rows scaled to unit length, shape
+    ``(texts, dim)``; ``classes`` (int64, one per row) says which class each text describes.
+    """
+    table = _check_descriptions(descriptions)
+    if not callable(embed):
+        raise ValueError(f"embed must be a callable texts -> array, got {type(embed).__name__}")
+    texts = [t for k in table for t in table[k]]
+    classes = np.array([k for k in table for _ in table[k]], dtype=np.int64)
+    z = np.asarray(embed(texts), dtype=np.float64)
+    if z.ndim != 2 or z.shape[0] != len(texts) or not np.all(np.isfinite(z)):
+        raise ValueError(f"embed must return a finite 2-D array with one row per text "
+                         f"({len(texts)}), got shape {z.shape}")
+    z = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    return z.astype(np.float32), classes
+
+
+def _check_text_rows(embeddings: object, classes: object) -> tuple[np.ndarray, np.ndarray]:
+    z = checks.features("embeddings", embeddings)
+    cls = np.asarray(classes)
+    if cls.ndim != 1 or len(cls) != len(z):
+        raise ValueError(f"classes must hold one class per embedding row ({len(z)}), got "
+                         f"shape {cls.shape}")
+    checks.labels("classes", cls)
+    return z.astype(np.float64), cls.astype(np.int64)
+
+
+def class_embeddings(embeddings: np.ndarray, classes: Sequence[int] | np.ndarray) -> np.ndarray:
+    """One vector per class, float32 ``(max(classes) + 1, dim)``: the mean of the class's
+    text embeddings (rows of ``embeddings`` whose entry in ``classes`` is that class), scaled
+    to unit length; a class without texts gets a zero row (chapter 05, "From words to
+    pictures"). With one row per class (e.g. 5.2's attribute table) it only normalises."""
+    z, cls = _check_text_rows(embeddings, classes)
+    out = np.zeros((int(cls.max()) + 1, z.shape[1]))
+    np.add.at(out, cls, z)
+    out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+    return out.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class TextMap:
+    """A linear map from image features into a text-embedding space, built by
+    :func:`fit_text_map` (chapter 05, "From words to pictures"):
+    ``project(f) = ((f - mean) / scale) @ weights[:-1] + weights[-1]``."""
+
+    weights: np.ndarray
+    mean: np.ndarray
+    scale: np.ndarray
+    objective: str
+
+    def project(self, features: np.ndarray) -> np.ndarray:
+        """Image features ``(n, feature_dim)`` -> points in the text space, float32
+        ``(n, text_dim)``."""
+        f = checks.features("features", features)
+        if f.shape[1] != len(self.mean):
+            raise ValueError(f"features must have {len(self.mean)} columns, got {f.shape[1]}")
+        h = (f.astype(np.float64) - self.mean) / self.scale
+        return (h @ self.weights[:-1] + self.weights[-1]).astype(np.float32)
+
+
+_OBJECTIVES = ("devise", "contrastive")
+
+
+def _devise_grad(u: np.ndarray, y: np.ndarray, protos: np.ndarray, margin: float) -> np.ndarray:
+    """Gradient of DeViSE's hinge rank loss (Frome et al. 2013) with respect to the projected
+    images ``u``: ``sum_j max(0, margin - t_y.u + t_j.u)`` over the other seen classes ``j``."""
+    rows = np.arange(len(y))
+    s = u @ protos.T
+    active = (margin - s[rows, y][:, None] + s > 0).astype(np.float64)
+    active[rows, y] = 0.0
+    g = active
+    g[rows, y] = -active.sum(axis=1)
+    return (g @ protos) / len(y)
+
+
+def _softmax(s: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(s - s.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _contrastive_grad(u: np.ndarray, y: np.ndarray, texts: np.ndarray,
+                      temperature: float) -> np.ndarray:
+    """Gradient of CLIP's symmetric cross-entropy (Radford et al. 2021) over a batch of
+    image-text pairs (image ``i`` with text ``i``), on cosine similarities divided by the
+    temperature; every pair of the same class counts as a match."""
+    norm = np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+    z = u / norm
+    s = z @ texts.T / temperature
+    same = (y[:, None] == y[None, :]).astype(np.float64)
+    g_s = ((_softmax(s, 1) - same / same.sum(axis=1, keepdims=True))
+           + (_softmax(s, 0) - same / same.sum(axis=0, keepdims=True))) / (2 * len(y))
+    g_z = (g_s @ texts) / temperature
+    return (g_z - np.sum(g_z * z, axis=1, keepdims=True) * z) / norm
+
+
+def _one_blas_thread():
+    """Small matrix products run fastest on one BLAS thread (and do not fight other work)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings threadpoolctl
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def fit_text_map(features: np.ndarray, y: np.ndarray, embeddings: np.ndarray,
+                 classes: Sequence[int] | np.ndarray, *, objective: str = "devise",
+                 steps: int = 300, batch_size: int = 128, lr: float = 0.01, l2: float = 1e-4,
+                 margin: float = 0.1, temperature: float = 0.1, seed: int = 0) -> TextMap:
+    """Learn a linear map from image features into a text-embedding space from images of the
+    *seen* classes only (chapter 05, "From words to pictures").
+
+    ``features`` ``(n, feature_dim)`` are a frozen network's features of images with class
+    labels ``y``; ``embeddings`` ``(texts, text_dim)`` with ``classes`` (the class of each
+    row, as :func:`text_embeddings` returns them) describe the classes. Only the texts of the
+    classes present in ``y`` are used, so an unseen class's description never reaches
+    training. Two objectives:
+
+    * ``"devise"``: DeViSE's hinge rank loss (Frome et al. 2013): each projected image must
+      be closer (dot product, by ``margin``) to its class's embedding
+      (:func:`class_embeddings`) than to any other seen class's.
+    * ``"contrastive"``: a toy CLIP (Radford et al. 2021): each image in a batch is paired
+      with one random description of its class, and the symmetric cross-entropy of the
+      batch's cosine similarities over ``temperature`` pulls matching pairs together and
+      pushes the others apart; pairs of the same class all count as matches.
+
+    Features are standardised, then a weight matrix (and bias) is trained by Adam for
+    ``steps`` mini-batches with weight decay ``l2``, in NumPy: the same ``seed`` gives the
+    same map. Classify with :func:`text_map_scores`.
+    """
+    f, y = checks.xy(features, y, names=("features", "y"))
+    f = checks.features("features", f)
+    z, text_y = _check_text_rows(embeddings, classes)
+    checks.one_of("objective", objective, _OBJECTIVES)
+    seen = np.unique(y)
+    missing = sorted(set(seen.tolist()) - set(text_y.tolist()))
+    if missing:
+        raise ValueError(f"classes has no text for the classes {missing} present in y")
+    if len(seen) < 2:
+        raise ValueError("y must hold at least two classes")
+    steps = checks.int_at_least("steps", steps)
+    batch_size = checks.int_at_least("batch_size", batch_size, 2)
+    lr = checks.number("lr", lr, low=0.0, strict=True)
+    l2 = checks.number("l2", l2, low=0.0)
+    margin = checks.number("margin", margin, low=0.0, strict=True)
+    temperature = checks.number("temperature", temperature, low=0.0, strict=True)
+    seed = checks.int_at_least("seed", seed, 0)
+
+    mean = f.mean(axis=0).astype(np.float64)
+    scale = f.std(axis=0).astype(np.float64) + 1e-6
+    h_all = np.concatenate([(f - mean) / scale, np.ones((len(f), 1))], axis=1)
+    keep = np.isin(text_y, seen)
+    z, text_y = z[keep], text_y[keep]
+    protos = class_embeddings(z, text_y).astype(np.float64)[seen]
+    y_idx = np.searchsorted(seen, y)            # seen classes renumbered 0..k-1
+    by_class = [np.flatnonzero(text_y == c) for c in seen]
+
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0.0, 1.0 / np.sqrt(h_all.shape[1]), size=(h_all.shape[1], z.shape[1]))
+    m, v = np.zeros_like(w), np.zeros_like(w)
+    beta1, beta2 = 0.9, 0.999
+    b = min(batch_size, len(h_all))
+    with _one_blas_thread():
+        for step in range(1, steps + 1):
+            idx = rng.choice(len(h_all), size=b, replace=False)
+            h, yb = h_all[idx], y_idx[idx]
+            u = h @ w
+            if objective == "devise":
+                g_u = _devise_grad(u, yb, protos, margin)
+            else:
+                pick = np.array([by_class[k][rng.integers(len(by_class[k]))] for k in yb])
+                g_u = _contrastive_grad(u, yb, z[pick], temperature)
+            g = h.T @ g_u + l2 * w
+            m = beta1 * m + (1 - beta1) * g
+            v = beta2 * v + (1 - beta2) * g * g
+            w -= lr * (m / (1 - beta1 ** step)) / (np.sqrt(v / (1 - beta2 ** step)) + 1e-8)
+    return TextMap(weights=w.astype(np.float32), mean=mean, scale=scale, objective=objective)
+
+
+def text_map_scores(text_map: TextMap, features: np.ndarray, class_emb: np.ndarray,
+                    classes: Sequence[int]) -> np.ndarray:
+    """Zero-shot scores, shape ``(n, len(classes))``: the cosine similarity of each projected
+    image with the embedding of each class in ``classes`` (rows of ``class_emb``, as
+    :func:`class_embeddings` returns them) (chapter 05, "From words to pictures"). The
+    prediction is ``np.asarray(classes)[scores.argmax(1)]``."""
+    checks.instance("text_map", text_map, TextMap)
+    emb = checks.features("class_emb", class_emb)
+    if emb.shape[1] != text_map.weights.shape[1]:
+        raise ValueError(f"class_emb must have {text_map.weights.shape[1]} columns (the text "
+                         f"space of text_map), got {emb.shape[1]}")
+    cls = _check_classes("classes", classes, len(emb))
+    u = text_map.project(features).astype(np.float64)
+    u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-12)
+    t = emb[cls].astype(np.float64)
+    t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+    return (u @ t.T).astype(np.float32)

@@ -33,7 +33,8 @@ EXPECTATIONS = ("a > b", "a < b", "no clear difference")
 
 
 class ClaimFailed(AssertionError):
-    """Raised by :func:`check` when a claim does not hold for the data it is checked on."""
+    """Raised by :func:`check` when a claim does not hold for the data it is checked on
+    (section 5.8, and every chapter's claim cells)."""
 
 
 @dataclass(frozen=True)

@@ -42,29 +42,48 @@ def cache_dir() -> Path:
 
 
 def offline() -> bool:
-    """True when ``TLUTILS_OFFLINE`` asks tlutils never to touch the network."""
+    """True when ``TLUTILS_OFFLINE`` asks tlutils never to touch the network (section 4.1:
+    every loader has an offline path)."""
     return os.environ.get("TLUTILS_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def in_colab() -> bool:
-    """True inside Google Colab (the setup cell of every notebook uses the same test)."""
+    """True inside Google Colab (chapter 01; the setup cell of every notebook uses the same
+    test)."""
     return "google.colab" in sys.modules
 
 
 def setup(seed: int = 0, *, deterministic: bool = True, quiet: bool = True) -> None:
-    """Seed Python, NumPy and TensorFlow and make TF ops deterministic (every notebook's setup).
+    """Seed Python, NumPy and TensorFlow and make TF deterministic (the imports cell of every
+    notebook, from chapter 01 on).
+
+    ``deterministic`` turns on TensorFlow's deterministic ops and tf.data's debug mode
+    (``tf.data.experimental.enable_debug_mode``): input pipelines then run sequentially, in
+    order, with their ``map`` functions executed eagerly. Determinism needs the sequential
+    part anyway (TensorFlow serialises pipelines with stateful ops); doing it up front also
+    keeps ``model.fit(x, y)``, ``predict`` and ``evaluate`` on NumPy arrays quiet. Without it,
+    whenever ``len(x)`` is not a multiple of the batch size, TensorFlow 2.21's deterministic
+    rewrite of Keras's NumPy pipeline turns a ``ParallelMapDatasetV2`` into a ``MapDataset``
+    but keeps its ``use_unbounded_threadpool`` attribute, and C++ logs a harmless but
+    alarming ``E0000 ... NodeDef mentions attribute use_unbounded_threadpool`` line.
+    Debug mode is process-wide and cannot be turned off again; the setup cell runs first.
 
     ``quiet`` also silences Python-level TF/absl warnings and fixes matplotlib defaults so
     figures look the same in the book, in Colab and in tests.
     """
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    for name, value in (("deterministic", deterministic), ("quiet", quiet)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
     import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
+        # Must come before the pipelines it should affect are built, hence here.
+        tf.data.experimental.enable_debug_mode()
     if quiet:
         import logging
         import warnings

@@ -97,7 +97,7 @@ def train_steps(model: keras.Model, x: np.ndarray, y: np.ndarray, *, steps: int,
 
 @dataclass(frozen=True)
 class Task:
-    """One setting of a comparison: a labelled pool to draw ``budget`` examples per class
+    """One setting of a comparison (section 4.3): a labelled pool to draw ``budget`` examples per class
     from (per seed), a test set, and the columns that name the setting in the results table,
     e.g. ``{"budget": 10}`` or ``{"drift": "rotation", "strength": 90}``."""
 

@@ -219,7 +219,7 @@ class Trainer:
 
 @dataclass
 class SearchResult:
-    """What :func:`search` returns: the per-candidate validation ``table`` (a DataFrame), the
+    """What :func:`search` returns (section 5.3): the per-candidate validation ``table`` (a DataFrame), the
     ``best`` choice, its ``test_accuracy`` after refitting on every labelled example (``None``
     without a test set), and the ``cost`` of the search (runs, steps, CPU seconds)."""
 

@@ -104,7 +104,8 @@ class SourceSpec:
 
 @dataclass
 class ZooEntry:
-    """What :func:`source_model` returns beside the model: where it lives and how good it is.
+    """What :func:`source_model` returns beside the model: where it lives and how good it is
+    (section 4.2).
 
     ``path`` is the weights file, ``card`` the JSON card beside it."""
 
@@ -412,7 +413,7 @@ def source_model(spec: SourceSpec | None = None, *, refresh: bool = False,
 
 
 def entries() -> list[dict]:
-    """The cards of every cached model (for the zoo table in the appendix); unreadable cards
+    """The cards of every cached model (section 4.2; for the zoo table in the appendix); unreadable cards
     are skipped."""
     out = []
     for card in sorted(_zoo_dir().glob("*.json")):

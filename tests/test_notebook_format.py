@@ -77,8 +77,8 @@ def test_setup_cell_is_the_shared_one(path):
     nb = _load(path)
     setup = [c for c in _code_cells(nb) if "setup" in c.get("metadata", {}).get("tags", [])]
     assert setup, "no setup cell"
-    assert "".join(setup[0]["source"]) == notebook_cells.SETUP_CELL
-    assert notebook_cells.repository_url() in notebook_cells.SETUP_CELL
+    assert "".join(setup[0]["source"]) == notebook_cells.setup_cell_for(nb)
+    assert notebook_cells.repository_url() in notebook_cells.setup_cell_for(nb)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)

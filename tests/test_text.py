@@ -147,7 +147,7 @@ def test_embedding_cache_is_keyed_reused_and_atomic(enc):
 def test_a_corrupt_cache_entry_is_recomputed(enc):
     texts = ["Corrupt cache sentence."]
     good = enc.embed(texts)
-    path = enc._cache_file("embed", texts, normalize=True)
+    path = enc.cache_file("embed", texts, normalize=True)
     path.write_bytes(b"not an array")
     with pytest.warns(UserWarning, match="unusable"):
         again = enc.embed(texts)

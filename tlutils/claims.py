@@ -19,6 +19,7 @@ no longer holds instead of printing it.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from tlutils import checks
 
-__all__ = ["EXPECTATIONS", "ClaimFailed", "Verdict", "check", "compare"]
+__all__ = ["EXPECTATIONS", "ClaimFailed", "Verdict", "check", "compare", "report_only"]
 
 #: What a claim may expect: ``a`` clearly higher, clearly lower, or no clear difference.
 EXPECTATIONS = ("a > b", "a < b", "no clear difference")
@@ -108,6 +109,14 @@ def check(claim: str, a: Sequence[float] | float, b: Sequence[float] | float = 0
     holds = verdict.verdict == expect
     if not quiet:
         print(verdict.line(claim, holds))
-    if not holds:
+    if not holds and not report_only():
         raise ClaimFailed(verdict.line(claim, holds))
     return verdict
+
+
+def report_only() -> bool:
+    """True when ``TLUTILS_CLAIMS_REPORT_ONLY`` is set: :func:`check` then prints its verdict
+    without raising, so ``benchmarks/bench_claims.py`` can run a notebook to the end under
+    perturbed settings and collect every verdict (section 5.8)."""
+    return os.environ.get("TLUTILS_CLAIMS_REPORT_ONLY", "").strip().lower() in {"1", "true",
+                                                                               "yes", "on"}

@@ -6,8 +6,10 @@ gradients are combined. Keras does the rest: build the model under ``strategy.sc
 ``fit`` splits every global batch across the replicas and sums their gradients. Every tlutils
 training entry point takes a strategy: :func:`tlutils.train.fit` and
 :func:`tlutils.text.fine_tune_grid` as ``strategy=``; :func:`compare` (for
-:func:`tlutils.transfer.compare`) and :func:`run` (for anything else, e.g.
-:func:`tlutils.zoo.source_model`) run a call inside a strategy's scope.
+:func:`tlutils.transfer.compare`) and :func:`run` (for anything else that builds and trains
+models) run a call inside a strategy's scope. (:func:`tlutils.zoo.source_model` trains a
+missing entry in a child process on the default strategy; under :func:`run` it only loads the
+model it returns inside the scope.)
 
 On a machine without accelerators, :func:`logical_cpus` splits the CPU into several logical
 devices so that ``MirroredStrategy`` has replicas to mirror over; the results then match the
@@ -162,7 +164,7 @@ def run(fn: Callable[..., Any], *args: Any, strategy: tf.distribute.Strategy | N
         **kwargs: Any) -> Any:
     """Call ``fn(*args, **kwargs)`` inside ``strategy.scope()`` (default: the current
     strategy), so the models it builds are replicated and its Keras ``fit`` calls are
-    distributed, e.g. ``run(zoo.source_model, strategy=s, dataset="fonts")`` (chapter 05)."""
+    distributed, e.g. ``run(transfer.compare, source, ..., strategy=s)`` (section 5.7)."""
     if not callable(fn):
         raise ValueError(f"fn must be callable, got {fn!r}")
     strategy = strategy or tf.distribute.get_strategy()

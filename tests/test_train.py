@@ -108,3 +108,19 @@ def test_make_optimizer_names_instances_and_schedules():
     for bad in ("rmsprop", 3):
         with pytest.raises(ValueError, match="optimizer"):
             train.make_optimizer(bad, 1e-3)
+
+
+def test_fit_rejects_what_would_otherwise_train_silently_or_fail_deep_in_tensorflow():
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    x = np.zeros((6, 4), np.float32)
+    y = np.array([0, 1, 2, 0, 1, 2])
+    with pytest.raises(ValueError, match="below 3"):  # out of range for 3 outputs
+        train.fit(model, x, np.array([0, 1, 2, 3, 1, 2]), epochs=1)
+    with pytest.raises(ValueError, match="NaN"):
+        train.fit(model, np.full((6, 4), np.nan, np.float32), y, epochs=1)
+    with pytest.raises(ValueError, match="integer"):
+        train.fit(model, x, y.astype(np.float32), epochs=1)
+    with pytest.raises(ValueError, match="lr"):
+        train.fit(model, x, y, lr=float("nan"), epochs=1)

@@ -121,6 +121,8 @@ def fit(model: keras.Model | Callable[[], keras.Model], x: np.ndarray, y: np.nda
         if builder is not None:
             model = checks.model(builder(), "model()")
         assert isinstance(model, keras.Model)
+        if loss is None:  # sparse cross-entropy: a label must index one of the model's outputs
+            checks.labels("y", y, int(model.output_shape[-1]))
         trainee = model
         if augment is not None:
             trainee = keras.Sequential([keras.Input(model.input_shape[1:]), augment, model],

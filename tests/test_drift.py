@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.toy import striped_digits
 from tlutils import config, drift, models, transfer
 
 
@@ -13,12 +14,7 @@ def _images(n=5, seed=0):
 
 
 def _task(n=24, k=4, seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % k
-    x = rng.random((n, 28, 28, 1), dtype=np.float32) * 0.2
-    for c in range(k):
-        x[y == c, c * 7: c * 7 + 7] += 0.8
-    return np.clip(x, 0, 1), y
+    return striped_digits(n, k, seed)
 
 
 # --- transforms -------------------------------------------------------------------------

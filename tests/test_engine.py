@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.toy import striped_digits
 from tlutils import config, data, engine, models, transfer
 
 SEEDS = [0, 1, 2]
@@ -12,12 +13,8 @@ STEPS = 6
 
 
 def _task(n=60, k=4, seed=0):
-    rng = np.random.default_rng(seed)
-    y = np.arange(n) % k
-    x = rng.random((n, 28, 28, 1), dtype=np.float32) * 0.2
-    for c in range(k):
-        x[y == c, c * 7: c * 7 + 7] += 0.8
-    return np.clip(x, 0, 1).astype(np.float32), y
+    x, y = striped_digits(n, k, seed)
+    return x.astype(np.float32), y
 
 
 @pytest.fixture(scope="module")

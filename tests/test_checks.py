@@ -53,3 +53,13 @@ def test_accepted_values_come_back_in_the_form_callers_need(model):
 def test_refusals_name_the_argument(model, call, message):
     with pytest.raises(ValueError, match=message):
         call(model)
+
+
+def test_zero_shot_rows_with_nan_are_refused_not_put_in_class_0():
+    from tlutils import text
+
+    emb = np.array([[np.nan, 1.0], [0.5, 0.5]], np.float32)
+    labels = np.eye(2, dtype=np.float32)
+    with pytest.raises(ValueError, match="a holds NaN"):
+        text.zero_shot_predict(emb, labels)
+    assert text.zero_shot_predict(np.array([[0.1, 0.9]], np.float32), labels).tolist() == [1]

@@ -6,30 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.toc import toc_pages
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.book
 
 
-def _toc_files() -> list[str]:
-    import yaml
-
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries:
-            if "file" in entry:
-                files.append(entry["file"])
-            walk(entry.get("sections", []))
-            walk(entry.get("chapters", []))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters", []))
-    return files
-
-
 def test_every_toc_page_is_built(built_book):
-    for f in _toc_files():
+    for f in toc_pages():
         assert (built_book / f"{f}.html").is_file(), f"missing page for {f}"
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.toc import toc, toc_pages
+
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.book,
@@ -31,39 +33,17 @@ WIDTH = 1280
 CODE_COLUMNS = 88  # tools/fit_code_width.py
 
 
-def _toc() -> dict:
-    import yaml
-
-    return yaml.safe_load((ROOT / "_toc.yml").read_text())
-
-
 def _pages() -> dict[str, bool]:
     """The landing page and the first page of every chapter in the TOC; True for notebooks,
     which must carry an "Open in Colab" link."""
-    toc = _toc()
-    pages = {toc["root"]: False}
-    for part in toc.get("parts", []):
+    book = toc()
+    pages = {book["root"]: False}
+    for part in book.get("parts", []):
         for chapter in part.get("chapters", []):
             first = chapter.get("sections", [chapter])[0]["file"]
             if first.startswith("chapters/"):
                 pages[first] = (ROOT / f"{first}.ipynb").exists()
     return pages
-
-
-def _all_pages() -> list[str]:
-    """Every page of the TOC, in order."""
-    toc = _toc()
-    out = [toc["root"]]
-
-    def walk(entries):
-        for entry in entries:
-            if "file" in entry:
-                out.append(entry["file"])
-            walk(entry.get("sections", []))
-
-    for part in toc.get("parts", []):
-        walk(part.get("chapters", []))
-    return out
 
 
 def _notebook(page: str) -> dict | None:
@@ -74,7 +54,7 @@ def _notebook(page: str) -> dict | None:
 def _live_figures() -> list[tuple[str, str]]:
     """(page, element id) of every live figure in the committed notebook outputs."""
     found = []
-    for page in _all_pages():
+    for page in toc_pages():
         nb = _notebook(page)
         for cell in (nb or {}).get("cells", []):
             for out in cell.get("outputs", []):
@@ -101,7 +81,7 @@ LIVE = _live_figures()
 
 def _width_params():
     params = []
-    for page in _all_pages():
+    for page in toc_pages():
         if _too_wide(page):
             params.append(pytest.param(page, marks=pytest.mark.xfail(
                 reason=f"not yet reformatted: code lines over {CODE_COLUMNS} characters "

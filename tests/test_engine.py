@@ -134,3 +134,149 @@ def test_l2sp_and_layerwise_adam_survive_get_config_from_config():
     back = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
     assert isinstance(back, transfer.LayerwiseAdam)
     assert back.multipliers == {"conv1": 0.1} and back.default == 0.5
+
+
+# --- cached frozen features (issue 12) -------------------------------------------------------
+
+def _uncached(recipe, source, seeds):
+    return engine.Trainee(lambda s: recipe.build(source, 4, s), seeds, compile=recipe.compile,
+                          cache_features=False)
+
+
+@pytest.mark.parametrize("keep_head", [True, False])
+def test_cached_frozen_features_give_what_training_through_the_network_gives(source,
+                                                                             keep_head):
+    """Feature extraction trained on features computed once equals training through the
+    frozen base: the same accuracies to the printed precision, weights equal to float
+    rounding. The learner keeps the dropout layer, so its random masks are the same too."""
+    recipe = transfer.Recipe("feature_extraction", lr=1e-2, keep_head=keep_head)
+    x, y = _task()
+    xt, yt = _task(40, seed=1)
+    tasks = [engine.Task(x, y, xt, yt, b, {"budget": b}) for b in (2, 5)]
+    cached = recipe.trainee(source, 4, SEEDS)
+    assert cached.trunk is not None and cached.shared_trunk
+    assert [layer.name for layer in cached.learner.layers] == ["dropout", "head"]
+    plain = _uncached(recipe, source, SEEDS)
+    assert plain.trunk is None and plain.learner is plain.model
+    got = engine.run({"fe": cached}, tasks, steps=STEPS, batch_size=8)
+    want = engine.run({"fe": plain}, tasks, steps=STEPS, batch_size=8)
+    np.testing.assert_array_equal(got.accuracy.round(3), want.accuracy.round(3))
+    for seed in SEEDS:  # the last task's weights, seed by seed, after a rerun of each
+        xs, ys = data.few_shot(x, y, 5, seed=seed)
+        engine.train_steps(plain.rewind(seed), xs, ys, steps=STEPS, batch_size=8, seed=seed)
+        cached.rewind(seed)
+        engine.train_steps(cached.learner, cached.features(xs), ys, steps=STEPS, batch_size=8,
+                           seed=seed)
+        for a, b in zip(cached.model.variables, plain.model.variables):
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_only_frozen_deterministic_prefixes_are_cached(source):
+    fine = transfer.Recipe("fine_tune").trainee(source, 4, [0])
+    augmented = transfer.Recipe("feature_extraction", augment=True).trainee(source, 4, [0])
+    convs = transfer.Recipe("feature_extraction", freeze_upto="conv2").trainee(source, 4, [0])
+    assert fine.trunk is None and augmented.trunk is None  # nothing frozen / random first
+    assert convs.trunk is not None
+    assert convs.learner.layers[0].name == "dense"  # pool2, flatten: weightless, cached
+    assert [v.trainable for v in convs.learner.variables if v.trainable]
+
+
+def test_a_frozen_random_trunk_is_featurised_per_seed():
+    """A frozen base whose weights differ by seed (random features) must not share one set
+    of features across seeds."""
+    def build(seed):
+        model = models.build_cnn(num_classes=4, filters=(4, 8), dense=16)
+        models.freeze(model, upto="dense")
+        return model
+
+    trainee = engine.Trainee(build, [0, 1], compile=lambda m: m.compile(
+        "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)))
+    assert trainee.trunk is not None and not trainee.shared_trunk
+    x, y = _task()
+    table = engine.run({"random": trainee}, [engine.Task(x, y, x, y, 3)], steps=2,
+                       batch_size=8)
+    assert len(table) == 2
+
+
+# --- the stopping rule (issue 13) ------------------------------------------------------------
+
+def test_stopping_rule_keeps_the_best_round_and_stops_after_patience(source):
+    x, y = _task()
+    xv, yv = _task(40, seed=2)
+    xt, yt = _task(40, seed=1)
+    rule = engine.Stopping(every=2, max_steps=10, patience=1)
+    recipe = transfer.Recipe("fine_tune", lr=3e-3)
+    trainee = recipe.trainee(source, 4, [0, 1])
+    task = engine.Task(x, y, xt, yt, 3, {"budget": 3}, x_val=xv, y_val=yv)
+    table = engine.run({"ft": trainee}, [task], stopping=rule, batch_size=8)
+    assert set(table.columns) >= {"steps", "val_accuracy", "accuracy"}
+    assert all(s % 2 == 0 and 2 <= s <= 10 for s in table.steps)
+    from tlutils import train
+
+    for seed, row in zip((0, 1), table.itertuples()):
+        # Replay by hand: the state after round r is a fresh run of 2r steps (the batch
+        # stream and Adam's state run on across rounds). The rule keeps the first best round
+        # and stops one round after the last improvement.
+        xs, ys = data.few_shot(x, y, 3, seed=seed)
+        scores, test_scores = [], []
+        for r in range(1, 6):
+            model = trainee.rewind(seed)
+            engine.train_steps(model, xs, ys, steps=2 * r, batch_size=8, seed=seed)
+            scores.append(train.accuracy(model, xv, yv))
+            test_scores.append(train.accuracy(model, xt, yt))
+            if len(scores) - 1 - int(np.argmax(scores)) >= 1:
+                break
+        best = int(np.argmax(scores))
+        assert row.steps == 2 * (best + 1)
+        assert row.val_accuracy == scores[best]
+        assert row.accuracy == test_scores[best]
+
+
+def test_stopping_and_validation_bad_input(source):
+    x, y = _task()
+    trainee = RECIPES["fine_tune"].trainee(source, 4, [0])
+    with pytest.raises(ValueError, match="max_steps"):
+        engine.Stopping(every=3, max_steps=10)
+    with pytest.raises(ValueError, match="every"):
+        engine.Stopping(every=0)
+    with pytest.raises(ValueError, match="validation"):
+        engine.run({"a": trainee}, [engine.Task(x, y, x, y, 2)], stopping=engine.Stopping())
+    with pytest.raises(ValueError, match="steps or stopping"):
+        engine.run({"a": trainee}, [engine.Task(x, y, x, y, 2, x_val=x, y_val=y)], steps=2,
+                   stopping=engine.Stopping())
+    with pytest.raises(ValueError, match="together"):
+        engine.run({"a": trainee}, [engine.Task(x, y, x, y, 2, x_val=x)], steps=2)
+    with pytest.raises(ValueError, match="validation set"):
+        transfer.compare(source, x, y, x, y, recipes=["fine_tune"], budgets=[2], seeds=[0],
+                         lrs=[1e-3, 1e-2])
+    with pytest.raises(ValueError, match="missing"):
+        transfer.compare(source, x, y, x, y, recipes=["fine_tune", "scratch"], budgets=[2],
+                         seeds=[0], validation=(x, y), lrs={"fine_tune": [1e-3]})
+    with pytest.raises(ValueError, match="lrs"):
+        transfer.compare(source, x, y, x, y, recipes=["fine_tune"], budgets=[2], seeds=[0],
+                         validation=(x, y), lrs=[1e-3, -1.0])
+
+
+def test_compare_picks_each_recipes_rate_on_validation_never_on_test(source):
+    x, y = _task()
+    xv, yv = _task(40, seed=2)
+    xt, yt = _task(40, seed=1)
+    grid = {"ft": [1e-4, 3e-3], "fe": [1e-3, 3e-2]}
+    recipes = {"ft": transfer.Recipe("fine_tune"),
+               "fe": transfer.Recipe("feature_extraction")}
+    res = transfer.compare(source, x, y, xt, yt, recipes=recipes, budgets=[2, 4],
+                           seeds=[0, 1], steps=4, batch_size=8, validation=(xv, yv),
+                           lrs=grid)
+    full = res.attrs["grid"]
+    assert len(full) == 2 * 2 * 2 * 2 and len(res) == 2 * 2 * 2
+    for (method, budget), rows in res.groupby(["method", "budget"]):
+        means = full[(full.method == method) & (full.budget == budget)].groupby(
+            "lr", sort=False).val_accuracy.mean()
+        assert rows.lr.nunique() == 1 and rows.lr.iloc[0] == means.idxmax()
+    # Scoring the test set differently must not change the choice: swap the test set for
+    # noise and the chosen rates stay the same.
+    noise = np.random.default_rng(0).random(xt.shape).astype(np.float32)
+    again = transfer.compare(source, x, y, noise, yt, recipes=recipes, budgets=[2, 4],
+                             seeds=[0, 1], steps=4, batch_size=8, validation=(xv, yv),
+                             lrs=grid)
+    assert again.lr.tolist() == res.lr.tolist()

@@ -15,6 +15,20 @@ engine compiles one model per learner and *rewinds* it instead:
   and reseeds Keras with ``keras.utils.set_random_seed``. Only public Keras APIs are used, and
   a rewound run gives bit for bit what a freshly built and compiled model gives (tested);
 * :func:`run` loops learners x tasks x seeds and returns the table.
+
+Two things make the runs cheaper or fairer without changing what they compute:
+
+* **Cached frozen features.** When the first layers of a learner are frozen and deterministic
+  (no dropout, noise or augmentation among them), as in feature extraction or a linear probe,
+  every training step would push the same images through the same frozen layers again.
+  :class:`Trainee` splits such a model into the frozen *trunk* and the trained *learner*
+  (the remaining layers, the very same layer objects); :func:`run` computes the trunk's
+  features once per task and trains the learner on them. The result equals training through
+  the frozen network up to float rounding (tested to the printed precision).
+* **A stated stopping rule.** With ``stopping=Stopping(...)`` every run trains in rounds,
+  scores a validation set (never the test set) after each round, stops when validation
+  accuracy has not improved for ``patience`` rounds or at ``max_steps``, and is scored with the
+  weights of its best round, so no learner is scored while it is still climbing.
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ import pandas as pd
 
 from tlutils import checks
 
-__all__ = ["Task", "Trainee", "run", "train_steps"]
+__all__ = ["Stopping", "Task", "Trainee", "run", "train_steps"]
 
 
 class Trainee:
@@ -40,10 +54,15 @@ class Trainee:
     called once per seed, right after ``keras.utils.set_random_seed(seed)``);
     ``compile(model)`` compiles it (e.g. ``tlutils.train.compile_model``). Every seed's model
     must have the same architecture.
+
+    If the model's first layers are frozen and deterministic (``cache_features=True``, the
+    default), ``trunk`` is the model up to the last such layer and ``learner`` the rest (the
+    same layer objects, compiled by ``compile`` too): :func:`run` then trains ``learner`` on
+    ``features(x)``. Otherwise ``trunk`` is None and ``learner`` is ``model``.
     """
 
     def __init__(self, build: Callable[[int], keras.Model], seeds: Sequence[int], *,
-                 compile: Callable[[keras.Model], None]) -> None:
+                 compile: Callable[[keras.Model], None], cache_features: bool = True) -> None:
         if not callable(build):
             raise ValueError("build must be a function seed -> keras.Model")
         if not callable(compile):
@@ -71,6 +90,22 @@ class Trainee:
         assert model is not None
         self.model: keras.Model = model
         self.optimizer_start = [v.numpy() for v in model.optimizer.variables]
+        self.trunk: keras.Model | None = None
+        self.learner: keras.Model = model
+        self.shared_trunk = False
+        split = _frozen_split(model) if cache_features else None
+        if split is not None:
+            self.trunk, self.learner = split
+            compile(self.learner)
+            if getattr(self.learner, "optimizer", None) is None:
+                raise ValueError("compile(model) must compile the model")
+            self.learner.optimizer.build(self.learner.trainable_variables)
+            trunk_ids = {id(v) for v in self.trunk.variables}
+            where = [i for i, v in enumerate(model.variables) if id(v) in trunk_ids]
+            first = self.starts[self.seeds[0]]
+            self.shared_trunk = all(np.array_equal(first[i], self.starts[seed][i])
+                                    for seed in self.seeds for i in where)
+        self.learner_start = [v.numpy() for v in self.learner.optimizer.variables]
 
     def rewind(self, seed: int) -> keras.Model:
         """Put the model, its optimizer and every random-number generator back to where a
@@ -81,8 +116,62 @@ class Trainee:
             variable.assign(value)
         for variable, value in zip(self.model.optimizer.variables, self.optimizer_start):
             variable.assign(value)
+        if self.learner is not self.model:
+            for variable, value in zip(self.learner.optimizer.variables, self.learner_start):
+                variable.assign(value)
         keras.utils.set_random_seed(seed)
         return self.model
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """What ``learner`` reads for inputs ``x``: the frozen trunk's outputs (inference
+        mode, in batches), or ``x`` itself when there is no trunk."""
+        from tlutils import train
+
+        if self.trunk is None:
+            return x
+        return train.predict_logits(self.trunk, x)
+
+
+#: Layers that draw random numbers in training mode, beyond those that own a seed generator.
+_RANDOM_LAYERS: tuple[type, ...] = tuple(
+    getattr(keras.layers, name) for name in (
+        "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
+        "GaussianDropout", "AlphaDropout") if hasattr(keras.layers, name))
+
+
+def _deterministic_and_frozen(layer: keras.layers.Layer) -> bool:
+    if layer.trainable_weights or layer.losses or isinstance(layer, _RANDOM_LAYERS):
+        return False
+    if any("seed_generator" in v.path for v in layer.variables):
+        return False
+    if isinstance(layer, keras.Model):  # a nested model: only if all of it qualifies
+        return all(_deterministic_and_frozen(inner) for inner in layer.layers)
+    return True
+
+
+def _frozen_split(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
+    """``(trunk, learner)`` when ``model`` is a plain chain of layers whose leading layers are
+    frozen and deterministic and at least one later layer trains; otherwise None."""
+    try:
+        layers = [layer for layer in model.layers
+                  if not isinstance(layer, keras.layers.InputLayer)]
+        if len(model.inputs) != 1 or len(model.outputs) != 1 or len(layers) < 2:
+            return None
+        if layers[0].input is not model.inputs[0] or layers[-1].output is not model.outputs[0]:
+            return None
+        if any(b.input is not a.output for a, b in zip(layers, layers[1:])):
+            return None  # not a chain (branches, shared layers)
+        k = 0
+        while k < len(layers) and _deterministic_and_frozen(layers[k]):
+            k += 1
+        if k == 0 or k == len(layers) or not model.trainable_weights:
+            return None
+        trunk = keras.Model(model.inputs[0], layers[k - 1].output, name=f"{model.name}_trunk")
+        learner = keras.Sequential([keras.Input(tuple(layers[k - 1].output.shape[1:])),
+                                    *layers[k:]], name=f"{model.name}_learner")
+    except (AttributeError, ValueError, TypeError):
+        return None  # a model we cannot split safely is trained as it is
+    return trunk, learner
 
 
 def train_steps(model: keras.Model, x: np.ndarray, y: np.ndarray, *, steps: int,
@@ -97,9 +186,11 @@ def train_steps(model: keras.Model, x: np.ndarray, y: np.ndarray, *, steps: int,
 
 @dataclass(frozen=True)
 class Task:
-    """One setting of a comparison (section 4.3): a labelled pool to draw ``budget`` examples per class
-    from (per seed), a test set, and the columns that name the setting in the results table,
-    e.g. ``{"budget": 10}`` or ``{"drift": "rotation", "strength": 90}``."""
+    """One setting of a comparison (section 4.3): a labelled pool to draw ``budget`` examples
+    per class from (per seed), a test set, the columns that name the setting in the results
+    table, e.g. ``{"budget": 10}`` or ``{"drift": "rotation", "strength": 90}``, and
+    optionally a validation set (``x_val, y_val``: labelled, disjoint from the test set) for
+    choosing learning rates and stopping points."""
 
     x_pool: np.ndarray
     y_pool: np.ndarray
@@ -107,16 +198,81 @@ class Task:
     y_test: np.ndarray
     budget: int
     columns: Mapping[str, object] = field(default_factory=dict)
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
 
-def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int,
-        batch_size: int = 32, name: str = "method", verbose: bool = False) -> pd.DataFrame:
+@dataclass(frozen=True)
+class Stopping:
+    """A stated stopping rule (chapter 04, "A fair comparison"): train in rounds of ``every``
+    gradient steps; after each round score the validation set; stop once validation accuracy
+    has not improved for ``patience`` rounds, or after ``max_steps``; keep the weights of the
+    best round (the earliest, on ties). The table then reports that round's ``steps``."""
+
+    every: int = 100
+    max_steps: int = 500
+    patience: int = 1
+
+    def __post_init__(self) -> None:
+        every = checks.int_at_least("every", self.every)
+        checks.int_at_least("max_steps", self.max_steps, every)
+        checks.int_at_least("patience", self.patience)
+        if self.max_steps % every:
+            raise ValueError(f"max_steps ({self.max_steps}) must be a multiple of every "
+                             f"({every})")
+
+
+class _BestRound(keras.callbacks.Callback):
+    """Scores the validation set after every round, remembers the best round's weights and
+    stops training after ``patience`` rounds without improvement."""
+
+    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, patience: int) -> None:
+        super().__init__()
+        self.x_val, self.y_val, self.patience = x_val, y_val, patience
+        self.best, self.best_round, self.wait = -1.0, 0, 0
+        self.best_values: list[np.ndarray] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from tlutils import train
+
+        acc = float(np.mean(train.predict_labels(self.model, self.x_val) == self.y_val))
+        if acc > self.best:
+            self.best, self.best_round, self.wait = acc, epoch + 1, 0
+            self.best_values = [v.numpy() for v in self.model.variables]
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                self.model.stop_training = True
+
+
+def _train_to_rule(model: keras.Model, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
+                   y_val: np.ndarray, rule: Stopping, *, batch_size: int,
+                   seed: int) -> tuple[int, float]:
+    """Train ``model`` under ``rule``; leave it at its best round; return (steps, val acc)."""
+    from tlutils import train
+
+    best = _BestRound(x_val, y_val, rule.patience)
+    model.fit(train.batches(x, y, batch_size=min(batch_size, len(y)), seed=seed),
+              epochs=rule.max_steps // rule.every, steps_per_epoch=rule.every, shuffle=False,
+              verbose=0, callbacks=[best])
+    for variable, value in zip(model.variables, best.best_values):
+        variable.assign(value)
+    return best.best_round * rule.every, best.best
+
+
+def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | None = None,
+        stopping: Stopping | None = None, batch_size: int = 32, name: str = "method",
+        verbose: bool = False) -> pd.DataFrame:
     """Train every trainee on every task for each of its seeds and score it (chapters 01-06).
 
     Each run rewinds the trainee to its seed, draws the seed's few-shot sample of the task's
-    pool (``tlutils.data.few_shot``), takes ``steps`` gradient steps of ``batch_size`` and
-    scores top-1 accuracy on the task's test set. Returns a tidy DataFrame with columns
-    ``name`` (the trainee's key), the task's columns, ``seed``, ``accuracy``, ``seconds``.
+    pool (``tlutils.data.few_shot``), trains and scores top-1 accuracy on the task's test set.
+    Training is either ``steps`` gradient steps of ``batch_size``, or (``stopping``) rounds
+    until the task's validation set stops improving (:class:`Stopping`; give one of the two).
+    A trainee with a frozen trunk trains its learner on features computed once per task.
+    Returns a tidy DataFrame with columns ``name`` (the trainee's key), the task's columns,
+    ``seed``, ``accuracy``, then ``steps`` and ``val_accuracy`` when the tasks have a
+    validation set, and ``seconds``.
     """
     from tlutils import data, train
 
@@ -132,21 +288,61 @@ def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int,
         checks.xy(task.x_pool, task.y_pool, names=("x_pool", "y_pool"))
         checks.xy(task.x_test, task.y_test, names=("x_test", "y_test"))
         checks.int_at_least("budget", task.budget)
-    steps = checks.int_at_least("steps", steps)
+        if (task.x_val is None) != (task.y_val is None):
+            raise ValueError("a task's x_val and y_val must be given together")
+        if task.x_val is not None:
+            checks.xy(task.x_val, task.y_val, names=("x_val", "y_val"))
+        elif stopping is not None:
+            raise ValueError("stopping needs a validation set (x_val, y_val) in every task")
+    if (steps is None) == (stopping is None):
+        raise ValueError("give steps or stopping, not both and not neither")
+    if stopping is not None and not isinstance(stopping, Stopping):
+        raise ValueError(f"stopping must be a Stopping, got {type(stopping).__name__}")
+    if steps is not None:
+        steps = checks.int_at_least("steps", steps)
     batch_size = checks.int_at_least("batch_size", batch_size)
     rows = []
     for key, trainee in trainees.items():
         for task in tasks:
             accs = []
+            # Frozen features of the test and validation sets, once per task when every
+            # seed shares the trunk (otherwise once per seed, after its rewind).
+            shared: dict[str, np.ndarray] = {}
+            if trainee.shared_trunk:
+                shared["test"] = trainee.features(task.x_test)
+                if task.x_val is not None:
+                    shared["val"] = trainee.features(task.x_val)
             for seed in trainee.seeds:
                 start = time.perf_counter()
                 xs, ys = data.few_shot(task.x_pool, task.y_pool, task.budget, seed=seed)
-                model = trainee.rewind(seed)
-                train_steps(model, xs, ys, steps=steps, batch_size=batch_size, seed=seed)
-                acc = train.accuracy(model, task.x_test, task.y_test)
+                trainee.rewind(seed)
+                learner = trainee.learner
+                x_test = shared.get("test")
+                x_test = trainee.features(task.x_test) if x_test is None else x_test
+                x_val = None
+                if task.x_val is not None:
+                    x_val = shared.get("val")
+                    x_val = trainee.features(task.x_val) if x_val is None else x_val
+                row: dict[str, object] = {name: key, **task.columns, "seed": seed}
+                if stopping is None:
+                    assert steps is not None
+                    train_steps(learner, trainee.features(xs), ys, steps=steps,
+                                batch_size=batch_size, seed=seed)
+                    acc = train.accuracy(learner, x_test, task.y_test)
+                    row["accuracy"] = acc
+                    if x_val is not None:
+                        row["steps"] = steps
+                        row["val_accuracy"] = train.accuracy(learner, x_val, task.y_val)
+                else:
+                    assert x_val is not None and task.y_val is not None
+                    used, val_acc = _train_to_rule(learner, trainee.features(xs), ys, x_val,
+                                                   task.y_val, stopping,
+                                                   batch_size=batch_size, seed=seed)
+                    acc = train.accuracy(learner, x_test, task.y_test)
+                    row.update(accuracy=acc, steps=used, val_accuracy=val_acc)
                 accs.append(acc)
-                rows.append({name: key, **task.columns, "seed": seed, "accuracy": acc,
-                             "seconds": time.perf_counter() - start})
+                row["seconds"] = time.perf_counter() - start
+                rows.append(row)
             if verbose:
                 where = "  ".join(f"{k} {v}" for k, v in task.columns.items())
                 print(f"{key:<24} {where}  accuracy {np.mean(accs):.3f} +/- {np.std(accs):.3f}")

@@ -317,26 +317,89 @@ def recipes_table(recipes: Mapping[str, Recipe] | Sequence[str]) -> dict[str, Re
     return out
 
 
+def _lr_grid(table: Mapping[str, Recipe],
+             lrs: Sequence[float] | Mapping[str, Sequence[float]] | None) -> dict[str, list]:
+    if lrs is None:
+        return {name: [recipe.lr] for name, recipe in table.items()}
+    if isinstance(lrs, Mapping):
+        missing = sorted(set(table) - set(lrs))
+        unknown = sorted(set(lrs) - set(table))
+        if missing or unknown:
+            raise ValueError(f"lrs must give a grid for every recipe and no other: missing "
+                             f"{missing}, unknown {unknown}")
+        grids = {name: lrs[name] for name in table}
+    else:
+        grids = {name: lrs for name in table}
+    return {name: [checks.number(f"lrs[{name!r}]", v, low=0.0, strict=True)
+                   for v in checks.sequence(f"lrs[{name!r}]", grid)]
+            for name, grid in grids.items()}
+
+
 def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
             y_test: np.ndarray, *, recipes: Mapping[str, Recipe] | Sequence[str] = METHODS,
             budgets: Sequence[int] = (1, 10, 50), seeds: Sequence[int] = (0, 1, 2),
-            steps: int = 100, batch_size: int = 32, verbose: bool = False) -> pd.DataFrame:
+            steps: int | None = 100, batch_size: int = 32,
+            validation: tuple[np.ndarray, np.ndarray] | None = None,
+            lrs: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+            stopping: engine.Stopping | None = None, verbose: bool = False) -> pd.DataFrame:
     """Train every recipe at every label budget (examples per class) for every seed on the
     same few-shot samples, and score it on the same test set (chapters 01, 03-06).
 
-    Every run takes the same number of gradient ``steps``. Returns a tidy DataFrame with
-    columns ``method, budget, seed, accuracy, seconds``; ``method`` is the recipe's name.
-    Each recipe is compiled once and rewound for every run (:class:`tlutils.engine.Trainee`),
-    which gives exactly what a freshly built model gives, minus ~2 s of graph tracing.
+    By default every run takes the same number of gradient ``steps`` at its recipe's
+    learning rate. For a fair, converged comparison (section 4.3) give a ``validation`` set
+    ``(x_val, y_val)`` (labelled, disjoint from the pool and the test set) and
+
+    * ``lrs``: a grid of learning rates, one for all recipes or a dict recipe name -> grid.
+      Every recipe runs at every rate of its grid; for each recipe and budget the rate with
+      the best mean validation accuracy over seeds is kept (the test set plays no part);
+    * ``stopping``: a :class:`tlutils.engine.Stopping` rule instead of a fixed step count
+      (pass ``steps=None``): each run stops when validation accuracy stops improving.
+
+    Returns a tidy DataFrame with columns ``method, budget, seed, accuracy, seconds``
+    (``method`` is the recipe's name), plus ``lr``, ``steps`` and ``val_accuracy`` when a
+    validation set is given; then ``results.attrs["grid"]`` holds every rate's runs. Each
+    recipe is compiled once and rewound for every run (:class:`tlutils.engine.Trainee`), which
+    gives exactly what a freshly built model gives, minus ~2 s of graph tracing; recipes with
+    a frozen base train their head on features computed once per budget.
     """
+    import dataclasses
+
     table = recipes_table(recipes)
     checks.model(source, "source")
     checks.xy(x_pool, y_pool, names=("x_pool", "y_pool"))
     checks.xy(x_test, y_test, names=("x_test", "y_test"))
     budgets = checks.int_sequence("budgets", budgets, 1)
     seeds = checks.seeds(seeds)
+    grid = _lr_grid(table, lrs)
+    x_val = y_val = None
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError("validation must be a pair (x_val, y_val)")
+        x_val, y_val = validation
+        checks.xy(x_val, y_val, names=("x_val", "y_val"))
+    elif stopping is not None or any(len(g) > 1 for g in grid.values()):
+        raise ValueError("choosing learning rates (lrs) or stopping points (stopping) needs a "
+                         "validation set: pass validation=(x_val, y_val), never the test set")
+    if stopping is not None and steps is not None:
+        raise ValueError("give steps or stopping, not both (pass steps=None with stopping)")
     n_classes = int(y_pool.max()) + 1
-    tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget})
-             for budget in budgets]
-    trainees = {name: recipe.trainee(source, n_classes, seeds) for name, recipe in table.items()}
-    return engine.run(trainees, tasks, steps=steps, batch_size=batch_size, verbose=verbose)
+    tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget},
+                         x_val=x_val, y_val=y_val) for budget in budgets]
+    runs = []
+    for name, recipe in table.items():
+        for lr in grid[name]:
+            trainee = dataclasses.replace(recipe, lr=lr).trainee(source, n_classes, seeds)
+            part = engine.run({name: trainee}, tasks, steps=steps, stopping=stopping,
+                              batch_size=batch_size, verbose=verbose)
+            runs.append(part.assign(lr=lr) if validation is not None else part)
+    results = pd.concat(runs, ignore_index=True)
+    if validation is None:
+        return results
+    front = ["method", "budget", "lr", "seed", "accuracy", "steps", "val_accuracy", "seconds"]
+    results = results[front]
+    mean_val = results.groupby(["method", "budget", "lr"], sort=False).val_accuracy.mean()
+    best = mean_val.groupby(level=["method", "budget"], sort=False).idxmax()
+    chosen = results.set_index(["method", "budget", "lr"]).loc[list(best)].reset_index()
+    chosen = chosen[front]
+    chosen.attrs["grid"] = results
+    return chosen

@@ -3,6 +3,7 @@ the rewind is disabled (tlutils.engine, used by every chapter's comparisons)."""
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.toy import striped_digits
@@ -94,6 +95,28 @@ def test_a_grid_cell_equals_an_isolated_fresh_run(source):
 
             cell = df[(df.budget == budget) & (df.seed == seed)].accuracy.item()
             assert cell == train.accuracy(model, xt, yt)
+
+
+def test_a_rate_set_at_rewind_equals_compiling_with_that_rate(source):
+    """One compiled graph serves a grid of learning rates: a run at ``lr`` set by
+    ``rewind(seed, lr=...)`` equals a fresh model compiled with that rate, bit for bit, and a
+    later rewind without ``lr`` is back at the compiled rate."""
+    x, y = _task()
+    xs, ys = data.few_shot(x, y, 3, seed=1)
+    for name in ("fine_tune", "layerwise+l2sp"):
+        recipe = RECIPES[name]
+        trainee = recipe.trainee(source, 4, SEEDS)
+        engine.train_steps(trainee.rewind(1, lr=3e-2), xs, ys, steps=STEPS, batch_size=8,
+                           seed=1)
+        got = [v.numpy() for v in trainee.model.variables]
+        import dataclasses
+
+        want = _fresh(dataclasses.replace(recipe, lr=3e-2), source, 1, xs, ys)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+        engine.train_steps(trainee.rewind(1), xs, ys, steps=STEPS, batch_size=8, seed=1)
+        for a, b in zip(trainee.model.variables, _fresh(recipe, source, 1, xs, ys)):
+            np.testing.assert_array_equal(a.numpy(), b)
 
 
 def test_trainee_rejects_mismatched_builds_and_unknown_seeds(source):
@@ -267,8 +290,12 @@ def test_compare_picks_each_recipes_rate_on_validation_never_on_test(source):
     res = transfer.compare(source, x, y, xt, yt, recipes=recipes, budgets=[2, 4],
                            seeds=[0, 1], steps=4, batch_size=8, validation=(xv, yv),
                            lrs=grid)
-    full = res.attrs["grid"]
+    full = transfer.compare(source, x, y, xt, yt, recipes=recipes, budgets=[2, 4],
+                            seeds=[0, 1], steps=4, batch_size=8, validation=(xv, yv),
+                            lrs=grid, all_rates=True)
     assert len(full) == 2 * 2 * 2 * 2 and len(res) == 2 * 2 * 2
+    pd.testing.assert_frame_equal(full[full.chosen].drop(columns=["chosen", "seconds"])
+                                  .reset_index(drop=True), res.drop(columns="seconds"))
     for (method, budget), rows in res.groupby(["method", "budget"]):
         means = full[(full.method == method) & (full.budget == budget)].groupby(
             "lr", sort=False).val_accuracy.mean()
@@ -280,3 +307,24 @@ def test_compare_picks_each_recipes_rate_on_validation_never_on_test(source):
                              seeds=[0, 1], steps=4, batch_size=8, validation=(xv, yv),
                              lrs=grid)
     assert again.lr.tolist() == res.lr.tolist()
+
+
+def test_compare_can_choose_the_rate_at_one_budget_and_keep_it(source):
+    x, y = _task()
+    xv, yv = _task(40, seed=2)
+    xt, yt = _task(40, seed=1)
+    kw = dict(recipes={"ft": transfer.Recipe("fine_tune")}, seeds=[0, 1], batch_size=8,
+              validation=(xv, yv), lrs=[1e-4, 3e-3],
+              stopping=engine.Stopping(every=2, max_steps=6))
+    full = transfer.compare(source, x, y, xt, yt, budgets=[2, 4], steps=None, choose_at=4,
+                            all_rates=True, **kw)
+    assert sorted(full[full.budget == 4].lr.unique()) == [1e-4, 3e-3]
+    assert full[full.budget == 2].lr.nunique() == 1 and full[full.budget == 2].chosen.all()
+    chosen_at_4 = full[(full.budget == 4) & full.chosen].lr.unique()
+    assert list(full[full.budget == 2].lr.unique()) == list(chosen_at_4)
+    # The runs at budget 2 are what a compare at that one rate gives.
+    alone = transfer.compare(source, x, y, xt, yt, budgets=[2], steps=None,
+                             **{**kw, "lrs": list(chosen_at_4)})
+    np.testing.assert_array_equal(alone.accuracy, full[full.budget == 2].accuracy)
+    with pytest.raises(ValueError, match="choose_at"):
+        transfer.compare(source, x, y, xt, yt, budgets=[2], steps=None, choose_at=3, **kw)

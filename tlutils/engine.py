@@ -106,12 +106,21 @@ class Trainee:
             self.shared_trunk = all(np.array_equal(first[i], self.starts[seed][i])
                                     for seed in self.seeds for i in where)
         self.learner_start = [v.numpy() for v in self.learner.optimizer.variables]
+        self.base_lr = _learning_rate(self.learner.optimizer)
 
-    def rewind(self, seed: int) -> keras.Model:
+    def rewind(self, seed: int, *, lr: float | None = None) -> keras.Model:
         """Put the model, its optimizer and every random-number generator back to where a
-        freshly built and compiled model for ``seed`` starts; return the model."""
+        freshly built and compiled model for ``seed`` starts; return the model. With ``lr``
+        the optimizer's learning rate is set to it, as if the model had been compiled with
+        that rate (one compiled graph serves a whole grid of rates); without, the rate it was
+        compiled with."""
         if seed not in self.starts:
             raise ValueError(f"seed must be one of {self.seeds}, got {seed!r}")
+        if lr is not None:
+            lr = checks.number("lr", lr, low=0.0, strict=True)
+            if self.base_lr is None:
+                raise ValueError("lr can only be set for an optimizer with a constant "
+                                 "learning rate (not a schedule)")
         for variable, value in zip(self.model.variables, self.starts[seed]):
             variable.assign(value)
         for variable, value in zip(self.model.optimizer.variables, self.optimizer_start):
@@ -119,6 +128,8 @@ class Trainee:
         if self.learner is not self.model:
             for variable, value in zip(self.learner.optimizer.variables, self.learner_start):
                 variable.assign(value)
+        if self.base_lr is not None:
+            self.learner.optimizer.learning_rate = self.base_lr if lr is None else lr
         keras.utils.set_random_seed(seed)
         return self.model
 
@@ -130,6 +141,16 @@ class Trainee:
         if self.trunk is None:
             return x
         return train.predict_logits(self.trunk, x)
+
+
+def _learning_rate(optimizer: keras.optimizers.Optimizer) -> float | None:
+    """The optimizer's constant learning rate, or None when it follows a schedule."""
+    if isinstance(optimizer.learning_rate, keras.optimizers.schedules.LearningRateSchedule):
+        return None
+    try:
+        return float(np.asarray(optimizer.learning_rate))
+    except (TypeError, ValueError):
+        return None
 
 
 #: Layers that draw random numbers in training mode, beyond those that own a seed generator.
@@ -261,15 +282,16 @@ def _train_to_rule(model: keras.Model, x: np.ndarray, y: np.ndarray, x_val: np.n
 
 
 def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | None = None,
-        stopping: Stopping | None = None, batch_size: int = 32, name: str = "method",
-        verbose: bool = False) -> pd.DataFrame:
+        stopping: Stopping | None = None, lr: float | None = None, batch_size: int = 32,
+        name: str = "method", verbose: bool = False) -> pd.DataFrame:
     """Train every trainee on every task for each of its seeds and score it (chapters 01-06).
 
     Each run rewinds the trainee to its seed, draws the seed's few-shot sample of the task's
     pool (``tlutils.data.few_shot``), trains and scores top-1 accuracy on the task's test set.
     Training is either ``steps`` gradient steps of ``batch_size``, or (``stopping``) rounds
     until the task's validation set stops improving (:class:`Stopping`; give one of the two).
-    A trainee with a frozen trunk trains its learner on features computed once per task.
+    ``lr`` overrides every trainee's learning rate (:meth:`Trainee.rewind`). A trainee with
+    a frozen trunk trains its learner on features computed once per task.
     Returns a tidy DataFrame with columns ``name`` (the trainee's key), the task's columns,
     ``seed``, ``accuracy``, then ``steps`` and ``val_accuracy`` when the tasks have a
     validation set, and ``seconds``.
@@ -301,6 +323,8 @@ def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | 
     if steps is not None:
         steps = checks.int_at_least("steps", steps)
     batch_size = checks.int_at_least("batch_size", batch_size)
+    if lr is not None:
+        lr = checks.number("lr", lr, low=0.0, strict=True)
     rows = []
     for key, trainee in trainees.items():
         for task in tasks:
@@ -315,7 +339,7 @@ def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | 
             for seed in trainee.seeds:
                 start = time.perf_counter()
                 xs, ys = data.few_shot(task.x_pool, task.y_pool, task.budget, seed=seed)
-                trainee.rewind(seed)
+                trainee.rewind(seed, lr=lr)
                 learner = trainee.learner
                 x_test = shared.get("test")
                 x_test = trainee.features(task.x_test) if x_test is None else x_test

@@ -341,7 +341,8 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
             steps: int | None = 100, batch_size: int = 32,
             validation: tuple[np.ndarray, np.ndarray] | None = None,
             lrs: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
-            stopping: engine.Stopping | None = None, verbose: bool = False) -> pd.DataFrame:
+            stopping: engine.Stopping | None = None, choose_at: int | None = None,
+            all_rates: bool = False, verbose: bool = False) -> pd.DataFrame:
     """Train every recipe at every label budget (examples per class) for every seed on the
     same few-shot samples, and score it on the same test set (chapters 01, 03-06).
 
@@ -351,19 +352,20 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
 
     * ``lrs``: a grid of learning rates, one for all recipes or a dict recipe name -> grid.
       Every recipe runs at every rate of its grid; for each recipe and budget the rate with
-      the best mean validation accuracy over seeds is kept (the test set plays no part);
+      the best mean validation accuracy over seeds is kept (the test set plays no part).
+      With ``choose_at=b`` the grid runs at budget ``b`` only and every other budget uses
+      the rate chosen there (cheaper; say so where the results are reported);
     * ``stopping``: a :class:`tlutils.engine.Stopping` rule instead of a fixed step count
       (pass ``steps=None``): each run stops when validation accuracy stops improving.
 
     Returns a tidy DataFrame with columns ``method, budget, seed, accuracy, seconds``
     (``method`` is the recipe's name), plus ``lr``, ``steps`` and ``val_accuracy`` when a
-    validation set is given; then ``results.attrs["grid"]`` holds every rate's runs. Each
-    recipe is compiled once and rewound for every run (:class:`tlutils.engine.Trainee`), which
-    gives exactly what a freshly built model gives, minus ~2 s of graph tracing; recipes with
-    a frozen base train their head on features computed once per budget.
+    validation set is given: the runs at the chosen rates, or (``all_rates=True``) the runs
+    at every rate with a boolean column ``chosen``. Each recipe is compiled once and rewound
+    for every run and rate (:class:`tlutils.engine.Trainee`), which gives exactly what a
+    freshly built model gives, minus ~2 s of graph tracing; recipes with a frozen base train
+    their head on features computed once per budget.
     """
-    import dataclasses
-
     table = recipes_table(recipes)
     checks.model(source, "source")
     checks.xy(x_pool, y_pool, names=("x_pool", "y_pool"))
@@ -380,26 +382,52 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
     elif stopping is not None or any(len(g) > 1 for g in grid.values()):
         raise ValueError("choosing learning rates (lrs) or stopping points (stopping) needs a "
                          "validation set: pass validation=(x_val, y_val), never the test set")
+    if choose_at is not None and choose_at not in budgets:
+        raise ValueError(f"choose_at must be one of budgets {budgets}, got {choose_at!r}")
     if stopping is not None and steps is not None:
         raise ValueError("give steps or stopping, not both (pass steps=None with stopping)")
     n_classes = int(y_pool.max()) + 1
     tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget},
                          x_val=x_val, y_val=y_val) for budget in budgets]
+    front = ["method", "budget", "lr", "seed", "accuracy", "steps", "val_accuracy", "seconds"]
+
+    def choose(frame: pd.DataFrame) -> pd.DataFrame:
+        # For each recipe and budget, the rate with the best mean validation accuracy over
+        # seeds (the first of the grid on ties); the test scores play no part.
+        frame = frame[front].copy()
+        mean_val = frame.groupby(["method", "budget", "lr"], sort=False).val_accuracy.mean()
+        best = set(mean_val.groupby(level=["method", "budget"], sort=False).idxmax())
+        frame["chosen"] = [key in best for key in zip(frame.method, frame.budget, frame.lr)]
+        return frame
+
+    first = [t for t in tasks if choose_at is None or t.budget == choose_at]
+    rest = [t for t in tasks if t not in first]
     runs = []
     for name, recipe in table.items():
+        trainee = recipe.trainee(source, n_classes, seeds)  # one graph for the whole grid
+        parts = []
         for lr in grid[name]:
-            trainee = dataclasses.replace(recipe, lr=lr).trainee(source, n_classes, seeds)
-            part = engine.run({name: trainee}, tasks, steps=steps, stopping=stopping,
+            part = engine.run({name: trainee}, first, steps=steps, stopping=stopping, lr=lr,
                               batch_size=batch_size, verbose=verbose)
-            runs.append(part.assign(lr=lr) if validation is not None else part)
+            parts.append(part.assign(lr=lr) if validation is not None else part)
+        if validation is None:
+            runs.extend(parts)
+            continue
+        tuned = choose(pd.concat(parts, ignore_index=True))
+        runs.append(tuned)
+        if rest:
+            lr = float(tuned[tuned.chosen].lr.iloc[0])
+            part = engine.run({name: trainee}, rest, steps=steps, stopping=stopping, lr=lr,
+                              batch_size=batch_size, verbose=verbose)
+            runs.append(part.assign(lr=lr, chosen=True))
     results = pd.concat(runs, ignore_index=True)
     if validation is None:
         return results
-    front = ["method", "budget", "lr", "seed", "accuracy", "steps", "val_accuracy", "seconds"]
-    results = results[front]
-    mean_val = results.groupby(["method", "budget", "lr"], sort=False).val_accuracy.mean()
-    best = mean_val.groupby(level=["method", "budget"], sort=False).idxmax()
-    chosen = results.set_index(["method", "budget", "lr"]).loc[list(best)].reset_index()
-    chosen = chosen[front]
-    chosen.attrs["grid"] = results
-    return chosen
+    order = {b: i for i, b in enumerate(budgets)}
+    results = results.sort_values(["method", "budget"], key=lambda c: c.map(order)
+                                  if c.name == "budget" else c.map(list(table).index),
+                                  kind="stable").reset_index(drop=True)
+    results = results[[*front, "chosen"]]
+    if all_rates:
+        return results
+    return results[results.chosen][front].reset_index(drop=True)

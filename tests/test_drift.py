@@ -112,6 +112,30 @@ def test_sweep_at_zero_drift_matches_compare_and_returns_a_tidy_table(tiny_sourc
     np.testing.assert_array_equal(at_zero["accuracy"], plain["accuracy"])
 
 
+def test_sweep_with_a_stopping_rule_equals_compare_at_zero_drift(tiny_source):
+    """The stopping rule and validation set flow through: at zero drift the validation set
+    is the undrifted one, so the runs equal compare()'s with the same rule."""
+    from tlutils import engine
+
+    x, y = _task()
+    xt, yt = _task(n=16, seed=1)
+    xv, yv = _task(n=16, seed=2)
+    rule = engine.Stopping(every=2, max_steps=6)
+    recipes = {"fine_tune": transfer.Recipe("fine_tune", lr=3e-3)}
+    swept = drift.sweep(tiny_source, x, y, xt, yt, drifts={"rotation": (0, 90)},
+                        recipes=recipes, budget=2, seeds=(0, 1), steps=None,
+                        validation=(xv, yv), stopping=rule)
+    assert {"steps", "val_accuracy"} <= set(swept.columns)
+    plain = transfer.compare(tiny_source, x, y, xt, yt, recipes=recipes, budgets=(2,),
+                             seeds=(0, 1), steps=None, validation=(xv, yv), stopping=rule)
+    at_zero = swept[swept["strength"] == 0].reset_index(drop=True)
+    for column in ("accuracy", "steps", "val_accuracy"):
+        np.testing.assert_array_equal(at_zero[column], plain[column])
+    with pytest.raises(ValueError, match="validation"):
+        drift.sweep(tiny_source, x, y, xt, yt, drifts={"rotation": (0,)}, recipes=recipes,
+                    steps=None, stopping=rule)
+
+
 @pytest.mark.parametrize("kwargs, word", [
     ({"drifts": {}}, "drifts"),
     ({"drifts": {"blur": (1,)}}, "kind"),

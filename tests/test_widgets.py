@@ -131,3 +131,19 @@ def test_bad_input(problem):
     with pytest.raises(ValueError, match="traces"):
         widgets.traces_figure(problem, {"x": np.zeros(3)})
     plt.close("all")
+
+
+def test_alignment_projection_equals_a_full_svd():
+    """The top-two-components shortcut gives the full SVD's coordinates (up to sign)."""
+    rng = np.random.default_rng(0)
+    fs = rng.standard_normal((60, 40)) + np.linspace(0, 3, 40)
+    ft = rng.standard_normal((50, 40)) * 0.5
+    fs[:, 0] += 4 * rng.standard_normal(60)  # clear leading directions
+    ft[:, 1] += 2 * rng.standard_normal(50)
+    ps, pt = widgets._pca2(fs, ft)
+    both = np.concatenate([fs, ft]).astype(np.float64)
+    centred = both - both.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    want = centred @ vt[:2].T
+    got = np.concatenate([ps, pt])
+    np.testing.assert_allclose(np.abs(got), np.abs(want), atol=1e-8)

@@ -87,17 +87,23 @@ def _strengths(drifts: object) -> dict[str, list[float]]:
 def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
           y_test: np.ndarray, *, drifts: Mapping[str, Sequence[float]],
           recipes: Mapping[str, transfer.Recipe] | Sequence[str] = ("scratch", "fine_tune"),
-          budget: int = 10, seeds: Sequence[int] = (0, 1, 2), steps: int = 100,
-          batch_size: int = 32, drift_seed: int = 0, verbose: bool = False) -> pd.DataFrame:
+          budget: int = 10, seeds: Sequence[int] = (0, 1, 2), steps: int | None = 100,
+          batch_size: int = 32, drift_seed: int = 0,
+          validation: tuple[np.ndarray, np.ndarray] | None = None,
+          stopping: engine.Stopping | None = None, verbose: bool = False) -> pd.DataFrame:
     """Train every recipe on the drifted target at every strength and seed; score it on the
     equally drifted test set (chapter 05, "Generalisation and negative transfer").
 
     ``drifts`` maps a kind to its strengths, e.g. ``{"rotation": (0, 90, 180)}``; ``recipes``
     is a list of method names or a dict of :class:`tlutils.transfer.Recipe` as in
     :func:`tlutils.transfer.compare`, whose conventions and engine this shares (``budget``
-    labelled examples per class drawn per seed, ``steps`` gradient steps per run).
+    labelled examples per class drawn per seed, ``steps`` gradient steps per run). With a
+    ``validation`` set ``(x_val, y_val)``, drifted like the test set, and a ``stopping`` rule
+    (:class:`tlutils.engine.Stopping`, with ``steps=None``) every run stops when its
+    validation accuracy stops improving; each recipe trains at its own ``lr``.
 
-    Returns a tidy DataFrame: ``drift, strength, method, seed, accuracy, seconds``.
+    Returns a tidy DataFrame: ``drift, strength, method, seed, accuracy, seconds``, plus
+    ``steps`` and ``val_accuracy`` with a validation set.
     """
     table = transfer.recipes_table(recipes)
     checks.model(source, "source")
@@ -109,17 +115,29 @@ def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: n
     budget = checks.int_at_least("budget", budget)
     seeds = checks.seeds(seeds)
     drift_seed = checks.int_at_least("drift_seed", drift_seed, 0)
+    x_val = y_val = None
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError("validation must be a pair (x_val, y_val)")
+        x_val, y_val = validation
+        checks.xy(x_val, y_val, names=("x_val", "y_val"))
+        checks.images("x_val", x_val)
 
-    # The drifted datasets, made once and shared by every recipe and seed. Pool and test get
-    # different random draws (seeds drift_seed and drift_seed + 1).
+    # The drifted datasets, made once and shared by every recipe and seed. Pool, test and
+    # validation get different random draws (seeds drift_seed, + 1 and + 2).
     tasks = [engine.Task(apply(x_pool, kind, s, seed=drift_seed), y_pool,
                          apply(x_test, kind, s, seed=drift_seed + 1), y_test, budget,
-                         {"drift": kind, "strength": s})
+                         {"drift": kind, "strength": s},
+                         x_val=None if x_val is None else apply(x_val, kind, s,
+                                                                seed=drift_seed + 2),
+                         y_val=y_val)
              for kind, strengths in levels.items() for s in strengths]
     n_classes = int(max(y_pool.max(), y_test.max())) + 1
     trainees = {name: recipe.trainee(source, n_classes, seeds) for name, recipe in table.items()}
-    results = engine.run(trainees, tasks, steps=steps, batch_size=batch_size, verbose=verbose)
-    return results[["drift", "strength", "method", "seed", "accuracy", "seconds"]]
+    results = engine.run(trainees, tasks, steps=steps, stopping=stopping,
+                         batch_size=batch_size, verbose=verbose)
+    extra = ["steps", "val_accuracy"] if validation is not None else []
+    return results[["drift", "strength", "method", "seed", "accuracy", *extra, "seconds"]]
 
 
 def gain_table(results: pd.DataFrame, *, baseline: str = "scratch",

@@ -1,9 +1,12 @@
+import contextlib
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -185,27 +188,75 @@ def test_the_key_follows_the_recipe():
     assert len({key(), key(classes=(0, 1, 2, 3, 4)), key(seed=1), key(arch="mlp")}) == 4
 
 
-_RACER = textwrap.dedent("""
+RACE = dict(dataset="digits28", arch="mlp", n_train=100, epochs=1)
+_RACER = textwrap.dedent(f"""
     import hashlib, json, sys
     import numpy as np
     from tlutils import zoo
-    model, entry = zoo.source_model(dataset="digits28", arch="mlp", n_train=100, epochs=1)
+    model, entry = zoo.source_model(**{RACE!r})
     digest = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
-    print(json.dumps({"from_cache": entry.from_cache, "weights": digest}))
+    print(json.dumps({{"from_cache": entry.from_cache, "weights": digest}}))
 """)
 
 
-def test_two_processes_asking_for_the_same_missing_entry_train_it_once(tmp_path):
-    env = dict(os.environ, TLUTILS_CACHE_DIR=str(tmp_path))
-    racers = [subprocess.Popen([sys.executable, "-c", _RACER], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    results = []
-    for proc in racers:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err[-3000:]
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    assert sorted(r["from_cache"] for r in results) == [False, True]  # trained exactly once
-    assert results[0]["weights"] == results[1]["weights"]
+def _held_exclusively(lock) -> bool:
+    """True while some process holds the zoo's lock file ``lock`` to train (exclusively)."""
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # releases the shared lock at once, if it was taken
+    return False
+
+
+def test_two_processes_asking_for_the_same_missing_entry_train_it_once(tmp_path, monkeypatch):
+    """Two processes find the same entry missing: one trains it, the other waits for the lock
+    and loads what the first one wrote. The second asker is this test's own process (one
+    TensorFlow start-up fewer than two racing subprocesses), and it is held back from the
+    lock until the other process has taken it to train, so the overlap does not depend on
+    start-up timing: it always ends up waiting with the entry missing, and must look again."""
+    monkeypatch.setenv("TLUTILS_CACHE_DIR", str(tmp_path))
+    spec = zoo.SourceSpec(**RACE)
+    key = zoo._key(spec, zoo.data.fingerprint(*zoo.source_data(spec)[:2]))
+    lock = tmp_path / "zoo" / f"{key}.lock"
+    errors = tmp_path / "racer.err"
+    real_locked, waited = zoo._locked, []
+
+    @contextlib.contextmanager
+    def locked(folder, key_, *, exclusive):
+        if exclusive:  # found it missing: let the other process take the lock to train first
+            deadline = time.monotonic() + 300
+            while not _held_exclusively(lock):
+                if racer.poll() is not None:
+                    pytest.fail("the other process ended before it was seen training: "
+                                + errors.read_text()[-3000:])
+                assert time.monotonic() < deadline, "the other process never started training"
+                time.sleep(0.02)
+            waited.append(key_)
+        with real_locked(folder, key_, exclusive=exclusive):
+            yield
+
+    monkeypatch.setattr(zoo, "_locked", locked)
+    with open(errors, "w") as err:
+        racer = subprocess.Popen([sys.executable, "-c", _RACER], env=dict(os.environ),
+                                 stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            model, entry = zoo.source_model(spec)
+        finally:
+            out, _ = racer.communicate(timeout=300)
+    assert racer.returncode == 0, errors.read_text()[-3000:]
+    assert waited == [key]  # this process found the entry missing and waited to train it
+    theirs = json.loads(out.strip().splitlines()[-1])
+    assert theirs["from_cache"] is False and entry.from_cache is True  # trained exactly once
+    ours = hashlib.sha256(b"".join(w.tobytes() for w in model.get_weights())).hexdigest()
+    assert ours == theirs["weights"]
     folder = tmp_path / "zoo"
     cards = list(folder.glob("*.json"))
     weights = list(folder.glob("*.weights.h5"))

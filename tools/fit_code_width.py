@@ -27,7 +27,6 @@ from pathlib import Path
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tlutils.io import atomic_write_text  # noqa: E402
 
 LINE_LENGTH = 88
 SKIP_TAGS = {"setup"}
@@ -97,6 +96,9 @@ def process(path: Path, *, check: bool, line_length: int = LINE_LENGTH) -> list[
     if not check and changed:
         for i, src in zip(index, after):
             nb.cells[i].source = src
+        # Imported here: tlutils imports TensorFlow (~5 s of CPU), which --check never needs.
+        from tlutils.io import atomic_write_text
+
         atomic_write_text(path, nbformat.writes(nb) + "\n")
     for i, src in zip(index, after):
         for line in long_lines(src, line_length):

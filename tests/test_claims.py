@@ -53,3 +53,18 @@ def test_report_only_prints_without_raising(monkeypatch, capsys):
     v = claims.check("a beats b", [0.90, 0.70, 0.85], [0.80, 0.82, 0.79])
     assert v.verdict == "no clear difference"
     assert capsys.readouterr().out.startswith("FAILS: a beats b")
+
+
+def test_verify_states_deterministic_claims_in_the_same_format(capsys, monkeypatch):
+    monkeypatch.delenv("TLUTILS_CLAIMS_REPORT_ONLY", raising=False)
+    assert claims.verify("Adam ends lowest", True, evidence="loss 0.1 < 0.3")
+    out = capsys.readouterr().out
+    assert out == "HOLDS: Adam ends lowest  [loss 0.1 < 0.3 -> exact]\n"
+    with pytest.raises(claims.ClaimFailed, match="FAILS: two equals three"):
+        claims.verify("two equals three", 2 == 3)
+    monkeypatch.setenv("TLUTILS_CLAIMS_REPORT_ONLY", "1")
+    assert claims.verify("two equals three", 2 == 3) is False  # printed, not raised
+    with pytest.raises(ValueError, match="holds"):
+        claims.verify("x", 1)
+    with pytest.raises(ValueError, match="claim"):
+        claims.verify("", True)

@@ -27,7 +27,8 @@ import numpy as np
 
 from tlutils import checks
 
-__all__ = ["EXPECTATIONS", "ClaimFailed", "Verdict", "check", "compare", "report_only"]
+__all__ = ["EXPECTATIONS", "ClaimFailed", "Verdict", "check", "compare", "report_only",
+           "verify"]
 
 #: What a claim may expect: ``a`` clearly higher, clearly lower, or no clear difference.
 EXPECTATIONS = ("a > b", "a < b", "no clear difference")
@@ -112,6 +113,29 @@ def check(claim: str, a: Sequence[float] | float, b: Sequence[float] | float = 0
     if not holds and not report_only():
         raise ClaimFailed(verdict.line(claim, holds))
     return verdict
+
+
+def verify(claim: str, holds: bool, *, evidence: str = "") -> bool:
+    """State a claim about a *deterministic* result (no seeds, hence no spread: an exact
+    identity, a full-batch run, a bit-for-bit check) and check it (chapters 03-04).
+
+    Prints ``HOLDS: <claim>  [<evidence> -> exact]`` (or ``FAILS``) like :func:`check`, so
+    ``benchmarks/bench_claims.py`` collects it too, and raises :class:`ClaimFailed` when
+    ``holds`` is false (unless :func:`report_only`). Returns ``holds``. For results that vary
+    with the seed use :func:`check`, which weighs the effect against the spread.
+    """
+    if not isinstance(claim, str) or not claim.strip():
+        raise ValueError(f"claim must be a non-empty sentence, got {claim!r}")
+    if not isinstance(holds, (bool, np.bool_)):
+        raise ValueError(f"holds must be a bool (the claim's test), got {type(holds).__name__}")
+    if not isinstance(evidence, str):
+        raise ValueError(f"evidence must be a string, got {type(evidence).__name__}")
+    shown = f"{evidence} " if evidence else ""
+    line = f"{'HOLDS' if holds else 'FAILS'}: {claim}  [{shown}-> exact]"
+    print(line)
+    if not holds and not report_only():
+        raise ClaimFailed(line)
+    return bool(holds)
 
 
 def report_only() -> bool:

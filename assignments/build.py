@@ -11,8 +11,17 @@ one this script
    tagged ``setup``;
 2. runs ``otter assign``, which strips the solutions and hidden tests from the student copy
    and, unless ``--no-run-tests``, checks that the solutions pass every test;
-3. leaves ``<out>/<name>/student/<name>.ipynb`` (hand this out) and
-   ``<out>/<name>/autograder/<name>-autograder.zip`` (grade with it: ``assignments/grade.py``).
+3. packs the student copy's files (the public tests, ``tests/<question>.py``, and the files of
+   the assignment config's ``files``) into ``<name>-files.zip`` beside it, for Colab;
+4. leaves ``<out>/<name>/student/`` (hand this out: ``<name>.ipynb`` with ``<name>-files.zip``,
+   or the whole folder) and ``<out>/<name>/autograder/<name>-autograder.zip`` (grade with it:
+   ``assignments/grade.py``).
+
+Colab follows otter-grader's documented route: every master's assignment config says
+``runs_on: colab`` with ``tests: files: true`` (the public tests are files in ``tests/``, not
+notebook metadata, which Colab cannot give the kernel, since it keeps no copy of the notebook
+beside it). The student copy's setup cell puts those files beside the kernel: it unpacks them
+from ``<name>-files.zip``, which the student uploads when asked (``google.colab.files.upload``).
 
 Usage: ``python assignments/build.py [--out _build/assignments] [--no-run-tests] [name ...]``
 """
@@ -20,13 +29,18 @@ Usage: ``python assignments/build.py [--out _build/assignments] [--no-run-tests]
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import nbformat
+import yaml
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -37,6 +51,9 @@ from tools.notebook_cells import (  # noqa: E402
     pip_target,
 )
 
+#: In the autograder zip: the support files that the student copy has too (``grade.py``).
+STUDENT_FILES = "student_files.json"
+
 
 def masters() -> dict[str, Path]:
     """``{name: master notebook}`` for every ``assignments/<name>/<name>.ipynb``."""
@@ -44,17 +61,54 @@ def masters() -> dict[str, Path]:
             if p.stem == p.parent.name}
 
 
-def setup_cell(name: str) -> str:
+def files_zip(name: str) -> str:
+    """The name of the zip that carries an assignment's files to Colab."""
+    return f"{name}-files.zip"
+
+
+def _config(nb) -> dict:
+    """A master's assignment config (its ``# ASSIGNMENT CONFIG`` raw cell)."""
+    for cell in nb.cells:
+        if cell.cell_type == "raw" and cell.source.lstrip().upper().startswith(
+                "# ASSIGNMENT CONFIG"):
+            return yaml.safe_load(cell.source) or {}
+    raise ValueError("no ASSIGNMENT CONFIG cell")
+
+
+def student_files(master: Path) -> list[str]:
+    """What the student copy needs beside the notebook: the public tests
+    (``tests/<question>.py``, one per question) and the config's ``files``."""
+    nb = nbformat.read(master, as_version=4)
+    config = _config(nb)
+    if config.get("runs_on") != "colab" or not (config.get("tests") or {}).get("files"):
+        raise ValueError(f"{master}: the assignment config needs runs_on: colab and "
+                         "tests: files: true (otter's route for Colab)")
+    questions = []
+    for cell in nb.cells:
+        text = cell.source.strip()
+        if cell.cell_type == "raw" and text.upper().startswith("# BEGIN QUESTION"):
+            questions.append(str(yaml.safe_load(text)["name"]))
+    extra = [str(f) for f in config.get("files") or []]
+    return [f"tests/{q}.py" for q in questions] + extra
+
+
+def setup_cell(name: str, files: list[str] | tuple[str, ...] = ()) -> str:
     """The first code cell of every student copy: installs what Colab lacks, only in Colab.
 
-    Otter reads public tests from a ``tests/`` folder in Colab, so the cell also writes them out
-    of the notebook's own metadata, which it gets from Colab. ``TLUTILS_PIP`` overrides what is
-    installed for tlutils (the tests install a locally built wheel).
+    Otter reads the public tests from a ``tests/`` folder beside the kernel (otter's Colab
+    route: ``runs_on: colab``), and Colab keeps no copy of the notebook there, so in Colab the
+    cell also unpacks ``files`` (:func:`student_files`: the tests and the assignment's other
+    files) from :func:`files_zip`, asking the student to upload it (``google.colab.files``)
+    unless it is already there. ``TLUTILS_PIP`` overrides what is installed for tlutils (the
+    tests install a locally built wheel).
     """
+    archive = files_zip(name)
+    needed = "".join(f"        {json.dumps(f)},\n" for f in files)
     return (
         "# Setup: in Google Colab, install tlutils (the book's helper package, at the release\n"
         "# the book was run with) and otter-grader (the autograder), adding only what Colab\n"
-        "# lacks, and save this notebook's public tests to tests/. Elsewhere this cell does\n"
+        "# lacks, and unpack this assignment's files (its public tests, in tests/) from\n"
+        f"# {archive}, which came with this notebook. Elsewhere this cell does\n"
         "# nothing.\n"
         "import os\n"
         "import sys\n"
@@ -65,17 +119,39 @@ def setup_cell(name: str) -> str:
         '    TLUTILS_PIP = os.environ.get("TLUTILS_PIP") or (\n'
         f'        "{pip_target().split(" @ ")[0]} @ "\n'
         f'        "{pip_target().split(" @ ")[1]}")\n'
-        f'    %pip install -q -c {CONSTRAINTS_FILE} "$TLUTILS_PIP" "otter-grader>=7,<8"\n'
-        "    import json\n"
-        "    from google.colab import _message  # asks Colab for this notebook's contents\n"
+        '    OTTER = "otter-grader>=7,<8"\n'
+        f'    %pip install -q -c {CONSTRAINTS_FILE} "$TLUTILS_PIP" "$OTTER"\n'
+        "    # otter reads the public tests from tests/ beside the kernel, and Colab keeps no\n"
+        "    # copy of this notebook there: unpack them (and the assignment's other files)\n"
+        "    # from the zip that came with the notebook.\n"
+        "    import zipfile\n"
+        "    from io import BytesIO\n"
         "\n"
-        '    notebook = _message.blocking_request("get_ipynb")["ipynb"]\n'
-        '    os.makedirs("tests", exist_ok=True)\n'
-        '    for question, test in notebook["metadata"]["otter"]["tests"].items():\n'
-        '        with open(f"tests/{question}.py", "w") as f:\n'
-        "            f.write(test)\n"
-        f'    with open("{name}.ipynb", "w") as f:\n'
-        "        json.dump(notebook, f)"
+        "    from google.colab import files\n"
+        "\n"
+        f'    ARCHIVE = "{archive}"\n'
+        "    NEEDED = [\n"
+        + needed +
+        "    ]\n"
+        "    if not all(os.path.isfile(path) for path in NEEDED):\n"
+        "        if os.path.isfile(ARCHIVE):\n"
+        '            with open(ARCHIVE, "rb") as f:\n'
+        "                uploads = {ARCHIVE: f.read()}\n"
+        "        else:\n"
+        '            print(f"Upload {ARCHIVE}, which came with this notebook:")\n'
+        "            uploads = files.upload()\n"
+        "        for content in uploads.values():\n"
+        "            if zipfile.is_zipfile(BytesIO(content)):\n"
+        "                with zipfile.ZipFile(BytesIO(content)) as archive:\n"
+        "                    for path in NEEDED:\n"
+        "                        if path in archive.namelist():\n"
+        "                            archive.extract(path)\n"
+        "    missing = [path for path in NEEDED if not os.path.isfile(path)]\n"
+        "    if missing:\n"
+        "        raise FileNotFoundError(\n"
+        '            f"{missing} not found: upload {ARCHIVE} (it came with this notebook) "\n'
+        '            "when this cell asks for it, or put its files beside the notebook, then "\n'
+        '            "run this cell again")'
     )
 
 
@@ -100,9 +176,68 @@ def stage(name: str, master: Path, staging: Path) -> Path:
     cells = [c for c in nb.cells if "setup" in c.metadata.get("tags", [])]
     if len(cells) != 1:
         raise ValueError(f"{master}: needs exactly one cell tagged 'setup', found {len(cells)}")
-    cells[0].source = setup_cell(name)
+    cells[0].source = setup_cell(name, student_files(master))
     nbformat.write(nb, path)
     return path
+
+
+def pack_student_files(name: str, student: Path, files: list[str]) -> Path:
+    """Write ``student/<name>-files.zip`` holding ``files`` (paths in ``student``), the same
+    bytes for the same files (fixed timestamps, sorted), atomically (temp file + rename)."""
+    found = sorted(p.relative_to(student).as_posix() for p in student.rglob("*")
+                   if p.is_file() and p.suffix != ".ipynb")
+    if found != sorted(files):
+        raise RuntimeError(f"{name}: the student copy holds {found}, not the expected {files}")
+    target = student / files_zip(name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=student)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            for rel in sorted(files):
+                info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, (student / rel).read_bytes())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def add_student_files(autograder: Path, student: Path, files: list[str]) -> None:
+    """Put the student copy's ``files`` into the autograder zip too, as support files
+    (``files/<path>``), with ``student_files.json`` listing them: ``grade.py`` runs each
+    submission beside exactly these (public tests included), as the student ran it. A file
+    the zip has already (the config's ``files``) must be byte-identical. Atomic rewrite."""
+    with zipfile.ZipFile(autograder) as src:
+        entries = [(info, src.read(info)) for info in src.infolist()]
+    present = {info.filename: data for info, data in entries}
+    added = []
+    for rel in sorted(files):
+        data = (student / rel).read_bytes()
+        key = f"files/{rel}"
+        if key in present:
+            if present[key] != data:
+                raise RuntimeError(f"{autograder.name}: {key} differs from the student copy's")
+        else:
+            added.append((key, data))
+    fd, tmp = tempfile.mkstemp(prefix=f".{autograder.name}.", suffix=".tmp",
+                               dir=autograder.parent)
+    os.close(fd)
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info, data in entries:
+                dst.writestr(info, data)
+            for key, data in added:
+                dst.writestr(zipfile.ZipInfo(key, date_time=(1980, 1, 1, 0, 0, 0)), data,
+                             compress_type=zipfile.ZIP_DEFLATED)
+            dst.writestr(zipfile.ZipInfo(STUDENT_FILES, date_time=(1980, 1, 1, 0, 0, 0)),
+                         json.dumps(sorted(files), indent=1) + "\n")
+        os.replace(tmp, autograder)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def build(name: str, master: Path, out: Path, *, run_tests: bool = True) -> Path:
@@ -121,7 +256,11 @@ def build(name: str, master: Path, out: Path, *, run_tests: bool = True) -> Path
     zips = sorted((result / "autograder").glob(f"{name}-autograder_*.zip"))
     if len(zips) != 1:
         raise RuntimeError(f"expected one autograder zip for {name}, found {zips}")
-    zips[0].rename(result / "autograder" / f"{name}-autograder.zip")
+    autograder = result / "autograder" / f"{name}-autograder.zip"
+    zips[0].rename(autograder)
+    files = student_files(master)
+    pack_student_files(name, result / "student", files)
+    add_student_files(autograder, result / "student", files)
     shutil.rmtree(staged.parent)  # it holds the solutions and the held-out files
     return result
 

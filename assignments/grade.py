@@ -12,7 +12,9 @@ for the threat model):
    submission's sandbox, and only its result, as data, comes back.
 
 The hidden tests, the held-out data and the autograder zip never enter the sandbox: the zip is
-read once, into memory, before grading starts, and its points cap every grade. Results are
+read once, into memory, before grading starts, and its points cap every grade. The notebook
+runs beside the files the student copy has (the zip's ``student_files.json``: the public tests
+and, for assignment 04, the source model), as it ran on the student's side. Results are
 written only by this process: ``<out>/<submission>.json`` and ``<out>/grades.csv`` (rewritten
 atomically after each submission). A submission that runs past ``--timeout`` is stopped, with
 every process it started, and recorded as ``timeout``; one that breaks the protocol or is not a
@@ -53,6 +55,8 @@ ROOT = HERE.parent
 STATUSES = ("graded", "timeout", "error")
 RESERVED = ("submission", "status", "score", "possible", "percent", "seconds", "message")
 MAX_AUTOGRADER = 512 << 20
+#: In an autograder zip: the support files that the student copy has too (a JSON list).
+STUDENT_FILES = "student_files.json"
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -77,6 +81,9 @@ class Autograder:
     points: dict[str, float]                  # question -> points possible
     names: dict[str, list[str]]               # question -> answers its tests receive
     files: dict[str, bytes] = field(default_factory=dict)  # support files (held-out data)
+    # the support files the student copy has too (``student_files.json``, written by
+    # build.py): the submission gets them beside it in the sandbox; the others it never sees
+    student_files: list[str] = field(default_factory=list)
 
 
 def read_autograder(autograder: Path) -> Autograder:
@@ -120,9 +127,20 @@ def read_autograder(autograder: Path) -> Autograder:
                 if ".." in rel.parts or rel.is_absolute():
                     raise ValueError(f"autograder: unsafe support file name {entry!r}")
                 files[str(rel)] = zf.read(entry)
+        student_files = []
+        if STUDENT_FILES in listing:
+            try:
+                student_files = json.loads(zf.read(STUDENT_FILES))
+            except ValueError:
+                student_files = None
+            if not isinstance(student_files, list) or not all(
+                    isinstance(f, str) and f in files for f in student_files):
+                raise ValueError(f"autograder: {STUDENT_FILES} must list support files "
+                                 f"(files/...) of the zip, got {student_files!r}")
     if not tests:
         raise ValueError(f"autograder {autograder} holds no tests/*.py")
-    return Autograder(name=name, tests=tests, points=points, names=names, files=files)
+    return Autograder(name=name, tests=tests, points=points, names=names, files=files,
+                      student_files=student_files)
 
 
 def possible_points(autograder: Path) -> dict[str, float]:
@@ -230,7 +248,8 @@ def grade_one(submission: Path, ag: Autograder, *, private: Path, support: Path,
         names = sorted({n for ns in ag.names.values() for n in ns})
         box = sandbox.Sandbox(submission, names, root=root, zoo_source=_zoo_folder(),
                               masked=masked, limits=limits, deadline=deadline, trusted=trusted,
-                              filename=f"{ag.name}.ipynb")
+                              filename=f"{ag.name}.ipynb",
+                              files={rel: ag.files[rel] for rel in ag.student_files})
         answers, report = box.start()
         answers = {k: v for k, v in answers.items() if k in names}
         tests = _run_tests(ag, answers, support)

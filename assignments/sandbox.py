@@ -500,7 +500,7 @@ class Sandbox:
 
     def __init__(self, notebook: Path, names: list[str], *, root: Path, zoo_source: Path | None,
                  masked: list[Path], limits: Limits, deadline: float, trusted: bool,
-                 filename: str | None = None) -> None:
+                 filename: str | None = None, files: dict[str, bytes] | None = None) -> None:
         self.deadline = deadline
         self.root = root
         self.scratch = root / "scratch"           # the sandbox's /tmp
@@ -515,6 +515,13 @@ class Sandbox:
             (self.zoo / "zoo").mkdir(parents=True)
         (self.scratch / "zoo").mkdir()
         filename = filename or notebook.name  # otter.Notebook() looks for its own name
+        # the assignment's student files (those the student copy has beside the notebook)
+        for rel, data in (files or {}).items():
+            dest = self.scratch / "work" / rel
+            if Path(rel).is_absolute() or ".." in Path(rel).parts or rel == filename:
+                raise ValueError(f"files: unsafe student file name {rel!r}")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
         shutil.copyfile(notebook, self.scratch / "work" / filename)
         job = {"notebook": filename, "names": names,
                "limits": [limits.memory, limits.cpu, limits.file_size, limits.processes]}

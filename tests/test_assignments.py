@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -31,6 +32,9 @@ import sandbox  # noqa: E402
 from tools.notebook_cells import release_tag, repository_url  # noqa: E402
 
 MASTERS = build.masters()
+#: Colab's private API (``google.colab._message`` and any other underscored name).
+PRIVATE_COLAB = re.compile(
+    r"\b_message\b|google\.colab\._|from\s+google\.colab\s+import\s+[^\n]*\b_\w")
 CHAPTERS = {"ch01_02_foundations", "ch03_algorithms", "ch04_fine_tuning", "ch05_coral",
             "ch06_practice"}
 
@@ -129,13 +133,30 @@ def test_master_layout(name):
 
 
 def test_setup_cell_installs_only_in_colab():
-    cell = build.setup_cell("demo")
+    cell = build.setup_cell("demo", ["tests/q1.py", "data.npz"])
     assert cell.count('if "google.colab" in sys.modules:') == 1
     body = cell.split('if "google.colab" in sys.modules:')[1]
     assert all(line.startswith("    ") for line in body.splitlines() if line.strip()), \
         "everything after the Colab test must be inside it"
     assert f"git+{repository_url()}@{release_tag()}" in cell
     assert "otter-grader" in cell
+    # otter's Colab route: the files come from the zip handed out with the notebook, through
+    # Colab's public upload API, never from Colab's private messaging
+    assert "from google.colab import files" in cell and "files.upload()" in cell
+    assert "demo-files.zip" in cell and '"tests/q1.py"' in cell and '"data.npz"' in cell
+    assert not PRIVATE_COLAB.search(cell)
+
+
+@pytest.mark.parametrize("name", sorted(MASTERS))
+def test_masters_take_otters_colab_route(name):
+    """``runs_on: colab`` with tests as files (otter refuses metadata tests on Colab)."""
+    nb = nbformat.read(MASTERS[name], as_version=4)
+    config = _config(nb)
+    assert config["runs_on"] == "colab"
+    assert config["tests"]["files"] is True
+    questions = list(_questions(nb))
+    assert build.student_files(MASTERS[name]) == [f"tests/{q}.py" for q in questions] + [
+        str(f) for f in config.get("files") or []]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,10 +165,12 @@ def test_setup_cell_installs_only_in_colab():
 
 @pytest.mark.parametrize("name", sorted(CHAPTERS))
 def test_student_copy_hides_solutions_and_hidden_tests(built, name):
-    student = nbformat.read(built / name / "student" / f"{name}.ipynb", as_version=4)
+    folder = built / name / "student"
+    student = nbformat.read(folder / f"{name}.ipynb", as_version=4)
     code = [c for c in student.cells if c.cell_type == "code"]
-    assert code[0].source == build.setup_cell(name)
-    tests = student.metadata["otter"]["tests"]
+    assert code[0].source == build.setup_cell(name, build.student_files(MASTERS[name]))
+    assert "tests" not in student.metadata.get("otter", {}), "tests are files (Colab route)"
+    tests = {p.stem: p.read_text() for p in sorted((folder / "tests").glob("*.py"))}
     assert tests and all("hidden=False" in t and "hidden=True" not in t for t in tests.values())
     text = "\n".join(c.source for c in student.cells)
     assert "# BEGIN SOLUTION" not in text and "# SOLUTION" not in text
@@ -157,6 +180,67 @@ def test_student_copy_hides_solutions_and_hidden_tests(built, name):
         hidden = [n for n in zf.namelist() if n.startswith("tests/")
                   and "hidden=True" in zf.read(n).decode()]
     assert len(hidden) == len(tests), "every question has hidden tests in the autograder"
+
+
+@pytest.mark.parametrize("name", sorted(CHAPTERS))
+def test_files_zip_and_autograder_carry_the_student_files(built, name):
+    """The zip a Colab student uploads holds exactly the student copy's files (public tests
+    and the config's ``files``), byte for byte, and so does the autograder zip (as support
+    files, listed in ``student_files.json``), so grading runs the notebook beside them."""
+    folder = built / name / "student"
+    expected = build.student_files(MASTERS[name])
+    with zipfile.ZipFile(folder / build.files_zip(name)) as zf:
+        assert sorted(zf.namelist()) == sorted(expected)
+        packed = {n: zf.read(n) for n in zf.namelist()}
+    assert all(packed[n] == (folder / n).read_bytes() for n in expected)
+    with zipfile.ZipFile(_zip(built, name)) as zf:
+        assert json.loads(zf.read(build.STUDENT_FILES)) == sorted(expected)
+        assert all(zf.read(f"files/{n}") == packed[n] for n in expected)
+    ag = grade.read_autograder(_zip(built, name))
+    assert grade.STUDENT_FILES == build.STUDENT_FILES
+    assert ag.student_files == sorted(expected)
+    assert not any("heldout" in n for n in ag.student_files)
+
+
+def test_build_writes_no_private_colab_api(built):
+    """Nothing ``make assignments`` writes (notebooks, tests, zips and what they hold) uses
+    Colab's private API (``google.colab._message``, or any underscored name)."""
+    seen = 0
+    for path in sorted(built.rglob("*")):
+        if not path.is_file():
+            continue
+        blobs = {str(path): path.read_bytes()}
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                blobs.update({f"{path}:{n}": zf.read(n) for n in zf.namelist()})
+        for where, blob in blobs.items():
+            seen += 1
+            match = PRIVATE_COLAB.search(blob.decode("utf-8", "replace"))
+            assert not match, f"{where} uses Colab's private API: {match.group(0)!r}"
+    assert seen > 5 * len(CHAPTERS)
+
+
+def test_ch04_student_and_grader_share_one_source_model(built):
+    """Assignment 04's source model is one file, byte-identical in the student copy, the
+    Colab zip and the autograder, equal to the model zoo's, and the notebook loads it."""
+    name = "ch04_fine_tuning"
+    weights = "source_model.weights.h5"
+    student = built / name / "student"
+    shipped = (student / weights).read_bytes()
+    with zipfile.ZipFile(student / build.files_zip(name)) as zf:
+        assert zf.read(weights) == shipped
+    with zipfile.ZipFile(_zip(built, name)) as zf:
+        assert zf.read(f"files/{weights}") == shipped
+    assert weights in grade.read_autograder(_zip(built, name)).student_files
+    from tlutils import zoo
+
+    _, entry = zoo.source_model()
+    assert Path(entry.path).read_bytes() == shipped, "not the zoo's source model"
+    for copy in (student / f"{name}.ipynb", built / name / "autograder" / f"{name}.ipynb"):
+        code = "\n".join(c.source for c in nbformat.read(copy, as_version=4).cells
+                         if c.cell_type == "code")
+        assert f'load_weights("{weights}")' in code
+        assert "zoo.source_model(" not in code, "the notebook must not train its own source"
 
 
 def test_heldout_set_only_in_autograder(built):
@@ -244,3 +328,13 @@ def test_grade_rejects_bad_input(built, tmp_path):
         grade.grade([], _zip(built, name), tmp_path, timeout=0)
     points = grade.possible_points(_zip(built, name))
     assert set(points) == {"q1", "q2", "q3", "q4", "q5"} and all(p > 0 for p in points.values())
+    # student_files.json may only name the zip's own support files
+    for listed in (["missing.npz"], "tests/q1.py", [1]):
+        bad = tmp_path / f"{name}-autograder.zip"
+        with zipfile.ZipFile(_zip(built, name)) as src, zipfile.ZipFile(bad, "w") as dst:
+            for item in src.namelist():
+                if item != build.STUDENT_FILES:
+                    dst.writestr(item, src.read(item))
+            dst.writestr(build.STUDENT_FILES, json.dumps(listed))
+        with pytest.raises(ValueError, match="student_files.json"):
+            grade.read_autograder(bad)

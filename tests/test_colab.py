@@ -13,8 +13,9 @@
    the setup cell's install branch really runs. ``TLUTILS_PIP`` points the install at a wheel
    built from this checkout, and pip may not use the network. The notebook must then run end
    to end.
-3. The same for an assignment's student copy, whose setup cell also writes otter's public tests
-   out of the notebook's metadata, as it does in Colab.
+3. The same for an assignment's student copy, whose setup cell also unpacks otter's public
+   tests (and the assignment's files) from the zip the student uploads, through Colab's public
+   ``google.colab.files.upload`` (otter's Colab route: ``runs_on: colab``, tests as files).
 """
 
 from __future__ import annotations
@@ -180,6 +181,70 @@ def test_setup_cell_fails_clearly_when_the_runtime_does_not_fit(monkeypatch, tmp
     assert "ResolutionImpossible" in str(info.value) and "%pip install" in str(info.value)
 
 
+def _student_setup(monkeypatch, tmp_path, uploads: dict[str, bytes]) -> tuple[list, Path]:
+    """Run an assignment's student setup cell (as IPython would: ``%pip`` made a call) in a
+    fake Colab whose ``files.upload()`` returns ``uploads``; its working folder is returned."""
+    import types
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    sys.path.insert(0, str(ROOT / "assignments"))
+    import build
+
+    cell = build.setup_cell("demo", ["tests/q1.py", "model.weights.h5"])
+    asked: list = []
+    colab, files = types.ModuleType("google.colab"), types.ModuleType("google.colab.files")
+    files.upload = lambda: asked.append("upload") or dict(uploads)
+    colab.files = files
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.files", files)
+    content = tmp_path / "content"
+    content.mkdir(exist_ok=True)
+    monkeypatch.chdir(content)
+    calls = _run_setup_cell(TransformerManager().transform_cell(cell), monkeypatch, tmp_path)
+    assert calls and calls[0][0] == "pip" and "$OTTER" in calls[0][1] and "$TLUTILS_PIP" in calls[0][1]
+    return asked, content
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_student_setup_cell_unpacks_only_the_listed_files(monkeypatch, tmp_path):
+    archive = _zip_bytes({"tests/q1.py": b"# public", "model.weights.h5": b"w",
+                          "../escape.py": b"no", "tests/q9.py": b"not listed"})
+    asked, content = _student_setup(monkeypatch, tmp_path, {"notes.txt": b"not a zip",
+                                                             "demo-files.zip": archive})
+    assert asked == ["upload"]
+    assert (content / "tests" / "q1.py").read_bytes() == b"# public"
+    assert (content / "model.weights.h5").read_bytes() == b"w"
+    assert not (content / "tests" / "q9.py").exists() and not (tmp_path / "escape.py").exists()
+    # run again (a restarted runtime): the files are there, nothing is asked
+    asked, _ = _student_setup(monkeypatch, tmp_path, {})
+    assert asked == []
+
+
+def test_student_setup_cell_uses_a_zip_already_beside_it(monkeypatch, tmp_path):
+    (tmp_path / "content").mkdir()
+    (tmp_path / "content" / "demo-files.zip").write_bytes(
+        _zip_bytes({"tests/q1.py": b"# public", "model.weights.h5": b"w"}))
+    asked, content = _student_setup(monkeypatch, tmp_path, {})
+    assert asked == [] and (content / "tests" / "q1.py").is_file()
+
+
+def test_student_setup_cell_fails_clearly_without_the_files(monkeypatch, tmp_path):
+    with pytest.raises(FileNotFoundError, match="upload demo-files.zip") as info:
+        _student_setup(monkeypatch, tmp_path, {"demo-files.zip": _zip_bytes({"tests/q1.py": b""})})
+    assert "model.weights.h5" in str(info.value)
+
+
 def test_minilm_pin_matches_tlutils_text():
     from tlutils import text
 
@@ -199,6 +264,20 @@ if "google.colab" in sys.modules:
     TLUTILS_PIP = os.environ.get("TLUTILS_PIP", "tlutils[text] @ git+https://example.invalid@main")
     %pip install -q "$TLUTILS_PIP"
 """
+
+
+def test_colab_check_gives_each_run_its_own_constraints_file(tmp_path):
+    """Colab has one runtime per machine, so the setup cell's constraints file is a fixed
+    /tmp path; the checker shares a machine with other runs (the tests' simulated Colab writes
+    that file with the lock's pins), so each of its runs uses a private copy of the path."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import colab_check
+
+    for source in notebook_cells.distinct_setup_cells().values():
+        private = colab_check.private_constraints(source, tmp_path / "c.txt")
+        assert notebook_cells.CONSTRAINTS_FILE not in private
+        assert private.count(str(tmp_path / "c.txt")) == source.count(
+            notebook_cells.CONSTRAINTS_FILE) >= 2  # written, then given to pip
 
 
 @pytest.fixture(scope="session")
@@ -253,22 +332,29 @@ def test_dry_run_catches_an_unconstrained_install(colab_stack_env):
 
 FAKE_COLAB = '''\
 """Stand-in for Colab's google.colab module, active when FAKE_COLAB is set (tests only)."""
-import json
 import os
 import sys
 import types
 
 if os.environ.get("FAKE_COLAB"):
     colab = types.ModuleType("google.colab")
+    files = types.ModuleType("google.colab.files")
 
-    def blocking_request(kind, *args, **kwargs):
-        # Colab answers "get_ipynb" with the open notebook; here it is read from disk
-        assert kind == "get_ipynb", kind
-        with open(os.environ["FAKE_COLAB_NOTEBOOK"]) as f:
-            return {"ipynb": json.load(f)}
+    def upload():
+        # Colab asks the user to pick files, saves them in the working folder and returns
+        # {file name: contents}; here the user "picks" the file FAKE_COLAB_UPLOAD names
+        path = os.environ["FAKE_COLAB_UPLOAD"]
+        with open(path, "rb") as f:
+            data = f.read()
+        name = os.path.basename(path)
+        with open(name, "wb") as f:
+            f.write(data)
+        return {name: data}
 
-    colab._message = types.SimpleNamespace(blocking_request=blocking_request)
+    files.upload = upload
+    colab.files = files
     sys.modules["google.colab"] = colab
+    sys.modules["google.colab.files"] = files
 '''
 
 
@@ -395,12 +481,13 @@ def test_student_copy_runs_in_simulated_colab(colab_kernel, tmp_path, monkeypatc
     built = build.build(name, build.masters()[name], tmp_path / "built", run_tests=False)
     folder = tmp_path / "content"
     folder.mkdir()
-    # Colab keeps the notebook itself elsewhere (Drive, GitHub): the working folder is empty.
-    elsewhere = tmp_path / "drive" / f"{name}.ipynb"
-    elsewhere.parent.mkdir()
-    shutil.copy(built / "student" / f"{name}.ipynb", elsewhere)
+    # Colab keeps the notebook itself elsewhere (Drive, GitHub): the working folder is empty,
+    # and the zip of the assignment's files sits on the student's own machine until uploaded.
+    upload = tmp_path / "downloads" / build.files_zip(name)
+    upload.parent.mkdir()
+    shutil.copy(built / "student" / build.files_zip(name), upload)
     runnable = folder / "run.ipynb"
-    shutil.copy(elsewhere, runnable)
+    shutil.copy(built / "student" / f"{name}.ipynb", runnable)
     nb = nbformat.read(runnable, as_version=4)
     # answer question 1 only, so that one check passes and the others fail as they should
     answer = next(c for c in nb.cells if "def cross_entropy(" in c.source)
@@ -412,15 +499,20 @@ def test_student_copy_runs_in_simulated_colab(colab_kernel, tmp_path, monkeypatc
     nbformat.write(nb, runnable)
     client_nb = nbformat.read(runnable, as_version=4)
     monkeypatch.setenv("JUPYTER_PATH", colab_kernel["jupyter_path"])
-    for key, value in {"FAKE_COLAB": "1", "FAKE_COLAB_NOTEBOOK": str(elsewhere),
+    for key, value in {"FAKE_COLAB": "1", "FAKE_COLAB_UPLOAD": str(upload),
                        "TLUTILS_PIP": colab_kernel["pip_target"], "PIP_NO_INDEX": "1",
                        "PIP_DISABLE_PIP_VERSION_CHECK": "1"}.items():
         monkeypatch.setenv(key, value)
     NotebookClient(client_nb, timeout=600, kernel_name="fake-colab", allow_errors=True,
                    resources={"metadata": {"path": str(folder)}}).execute()
+    setup = client_nb.cells[[c.cell_type for c in client_nb.cells].index("code")]
+    assert not [o for o in setup.get("outputs", []) if o.get("output_type") == "error"], \
+        _text(setup)
+    assert f"Upload {build.files_zip(name)}" in _text(setup), "the cell asks for the zip"
     written = sorted(p.name for p in (folder / "tests").glob("*.py"))
     assert written == [f"q{i}.py" for i in range(1, 6)]
-    assert (folder / f"{name}.ipynb").is_file()
+    assert all((folder / "tests" / n).read_bytes() == (built / "student" / "tests" / n)
+               .read_bytes() for n in written)
     checks = {c.source: _text(c) for c in client_nb.cells if c.source.startswith("grader.check(")}
     assert "All test cases passed" in checks['grader.check("q1")'], checks['grader.check("q1")']
     assert "All test cases passed" not in checks['grader.check("q2")']

@@ -16,6 +16,10 @@ Two levels, sharing the code below:
 
       .venv/bin/python tools/colab_check.py [--stack colab-tf2.19] [notebook ...]
 
+  A notebook whose setup cell the stack cannot fit, as :data:`EXPECTED` says (the ``[text]``
+  install on the 2025 runtime), shows ``REFUSED``: the cell stopped with its clear message and
+  changed nothing. Run those notebooks again with ``--stack tf2.20``.
+
 Neither runs in ``make test`` by default: the dry run needs the package index (CI reaches it),
 the real run downloads a TensorFlow (hundreds of MB) and executes notebooks.
 """
@@ -235,11 +239,23 @@ def python_of_cell(source: str) -> str:
     return TransformerManager().transform_cell(source)
 
 
+def private_constraints(source: str, path: Path) -> str:
+    """The setup cell ``source`` with its constraints file at ``path`` instead of the fixed
+    ``/tmp`` one (:data:`notebook_cells.CONSTRAINTS_FILE`; one runtime per machine in Colab).
+    Here several runs share one machine (this check, the test suite's simulated Colab, another
+    session's check): with one file, one run's pins could constrain, or unpin, another's pip."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import notebook_cells
+
+    return source.replace(notebook_cells.CONSTRAINTS_FILE, str(path))
+
+
 def run_setup_cell(py: Path, source: str, tlutils_spec: str, out: Path, *,
                    dry_run: bool) -> tuple[int, str, list[dict]]:
     """Run the setup cell ``source`` under ``py`` as Colab would; returns the exit status,
     the pip logs and (dry run) the items pip's reports would install."""
     out.mkdir(parents=True, exist_ok=True)
+    source = private_constraints(source, out / "constraints.txt")
     (out / "cell.py").write_text(python_of_cell(source))
     (out / "driver.py").write_text(_DRIVER)
     env = pip_env(COLAB_CHECK_OUT=str(out), TLUTILS_PIP=tlutils_spec)
@@ -317,27 +333,52 @@ if os.environ.get("FAKE_COLAB"):
 '''
 
 
-def run_notebook(nb_path: Path, py: Path, wheel: Path, work: Path) -> tuple[bool, float, list[str],
-                                                                             str]:
+def restore_stack(py: Path, stack: dict[str, str]) -> None:
+    """Put the venv of ``py`` back to ``stack`` (``{name: version}``, as :func:`installed`
+    gave it right after the stack was installed): uninstall what earlier setup cells added,
+    reinstall any version they changed. So each notebook starts from the bare runtime, as in
+    Colab, where every notebook gets a fresh one."""
+    now = installed(py)
+    added = sorted(k for k in now if k not in stack)
+    if added:
+        subprocess.run([str(py), "-m", "pip", "uninstall", "-q", "-y", *added], check=True,
+                       env=pip_env(), capture_output=True)
+    changed = [f"{k}=={v}" for k, v in stack.items() if now.get(k) != v]
+    if changed:
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", *changed],
+                       check=True, env=pip_env(), capture_output=True)
+
+
+def run_notebook(nb_path: Path, py: Path, wheel: Path, work: Path,
+                 stack: str | None = None, nb=None) -> tuple[bool | str, float, list[str], str]:
     """Run one notebook in the real Colab-like venv ``py``: its setup cell, then the whole
-    notebook (FULL = False, as committed). Returns (passed, seconds, changed packages, note)."""
+    notebook (FULL = False, as committed). Returns (passed, seconds, changed packages, note);
+    ``passed`` is ``"refused"`` where the setup cell stopped with its clear message, changing
+    nothing, on a ``stack`` where :data:`EXPECTED` says that cell refuses. ``nb`` is the
+    notebook as read when the run started (default: read ``nb_path`` now)."""
     import nbformat
     from nbclient import NotebookClient
 
     sys.path.insert(0, str(ROOT / "tools"))
     import notebook_cells
 
-    nb = nbformat.read(nb_path, as_version=4)
+    nb = nbformat.read(nb_path, as_version=4) if nb is None else nb
     text = notebook_cells.needs_text(nb)
     spec = f"tlutils{'[text]' if text else ''} @ {wheel.as_uri()}"
     before = installed(py)
     start = time.perf_counter()
-    rc, log, _ = run_setup_cell(py, notebook_cells.setup_cell_for(nb), spec,
-                                work / "setup" / nb_path.stem, dry_run=False)
+    setup_dir = work / "setup" / nb_path.stem
+    rc, log, _ = run_setup_cell(py, notebook_cells.setup_cell_for(nb), spec, setup_dir,
+                                dry_run=False)
     after = installed(py)
     changed = sorted(f"{k} {v} -> {after.get(k, 'removed')}" for k, v in before.items()
                      if after.get(k) != v)
     if rc != 0:
+        expected = EXPECTED.get(stack or "", {}).get("text" if text else "plain")
+        if expected == "refuses" and REFUSAL in log and not changed:
+            return "refused", time.perf_counter() - start, changed, (
+                "the setup cell refused with its clear message, as expected on this stack "
+                f"(the {'[text]' if text else 'plain'} install needs a newer runtime)")
         return False, time.perf_counter() - start, changed, "setup cell failed: " + log[-600:]
     # the notebook alone in an empty folder, as in Colab; the setup cell has run already, and
     # runs again inside the notebook (then it only confirms that nothing is missing)
@@ -349,8 +390,13 @@ def run_notebook(nb_path: Path, py: Path, wheel: Path, work: Path) -> tuple[bool
         "argv": [str(py), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Colab-like", "language": "python",
         "env": {"FAKE_COLAB": "1", "TLUTILS_PIP": spec, "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-                "PIP_CONFIG_FILE": os.devnull}}))
+                "PIP_CONFIG_FILE": os.devnull,
+                # ipykernel 6.17 on Python 3.12: no "frozen modules" debugger warning per start
+                "PYDEVD_DISABLE_FILE_VALIDATION": "1"}}))
     (site_packages(py) / "sitecustomize.py").write_text(_FAKE_COLAB)
+    for cell in nb.cells:  # the notebook's own setup cell: the same private constraints file
+        if cell.cell_type == "code" and "setup" in cell.metadata.get("tags", []):
+            cell.source = private_constraints(cell.source, setup_dir / "constraints.txt")
     os.environ["JUPYTER_PATH"] = str(work / "jupyter")
     note = ""
     try:
@@ -358,7 +404,12 @@ def run_notebook(nb_path: Path, py: Path, wheel: Path, work: Path) -> tuple[bool
                        resources={"metadata": {"path": str(folder)}}).execute()
         passed = True
     except Exception as exc:  # a cell's error: report it, go on with the next notebook
-        passed, note = False, f"{type(exc).__name__}: {str(exc)[-600:]}"
+        import traceback
+
+        detail = str(exc).strip() or traceback.format_exc()  # a bare assert says nothing
+        passed, note = False, f"{type(exc).__name__}: {detail[-800:]}"
+        nbformat.write(nb, folder / nb_path.name)  # the outputs so far, for a closer look
+        note += f"\n(executed notebook: {folder / nb_path.name})"
     after = installed(py)
     changed = sorted(f"{k} {v} -> {after.get(k, 'removed')}" for k, v in before.items()
                      if after.get(k) != v)
@@ -381,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     work = args.work or Path(tempfile.mkdtemp(prefix="colab-check-"))
     work.mkdir(parents=True, exist_ok=True)
+    notebooks = args.notebooks or sorted(
+        p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    # tlutils and the notebooks as they are now, together (the checkout may change meanwhile)
+    import nbformat
+
+    snapshot = {p: nbformat.read(p, as_version=4) for p in notebooks}
     wheel = build_wheel(work / "wheel")
     if args.dry_run:
         for stack in STACKS:
@@ -395,22 +452,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     venv = work / f"venv-{args.stack}"
     t0 = time.perf_counter()
-    if not (venv / ".stack-installed").exists():
+    marker = venv / ".stack-installed.json"  # what the bare stack has: {name: version}
+    if not marker.exists():
         if venv.exists():
             shutil.rmtree(venv)
         py = real_venv(venv, python, STACKS[args.stack])
-        (venv / ".stack-installed").touch()
+        marker.write_text(json.dumps(installed(py), indent=1, sort_keys=True))
         print(f"installed the stack {args.stack} in {time.perf_counter() - t0:.0f} s")
     py = venv / "bin" / "python"
-    notebooks = args.notebooks or sorted(
-        p for p in (ROOT / "chapters").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    bare = json.loads(marker.read_text())
     print(f"stack {args.stack}: " + ", ".join(STACKS[args.stack]))
-    print(f"{'notebook':55} {'result':6} {'time':>7}  preinstalled packages changed")
+    print(f"{'notebook':55} {'result':7} {'time':>7}  preinstalled packages changed")
     failures = 0
     for nb_path in notebooks:
-        passed, seconds, changed, note = run_notebook(nb_path.resolve(), py, wheel, work)
+        restore_stack(py, bare)
+        passed, seconds, changed, note = run_notebook(nb_path.resolve(), py, wheel, work,
+                                                      args.stack, snapshot[nb_path])
         failures += not passed or bool(changed)
-        print(f"{nb_path.name:55} {'PASS' if passed and not changed else 'FAIL':6} "
+        result = "REFUSED" if passed == "refused" else "PASS" if passed else "FAIL"
+        print(f"{nb_path.name:55} {result if not changed else 'FAIL':7} "
               f"{seconds:6.0f}s  {', '.join(changed) or 'none'}", flush=True)
         if note:
             print("    " + note.replace("\n", "\n    "))

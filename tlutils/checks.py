@@ -140,6 +140,18 @@ def xy(x: object, y: object, *, names: Sequence[str] = ("x", "y"),
     return x, y
 
 
+def validation(value: object) -> tuple[Any, Any]:
+    """``(x_val, y_val)`` from a ``validation=`` argument (a pair of samples and labels, checked
+    as :func:`xy` does), or ``(None, None)`` when it is None."""
+    if value is None:
+        return None, None
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError("validation must be a pair (x_val, y_val)")
+    x_val, y_val = value
+    xy(x_val, y_val, names=("x_val", "y_val"))
+    return x_val, y_val
+
+
 def instance(name: str, value: object, cls: type) -> Any:
     """``value`` if it is an instance of ``cls``."""
     if not isinstance(value, cls):

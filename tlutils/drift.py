@@ -115,12 +115,8 @@ def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: n
     budget = checks.int_at_least("budget", budget)
     seeds = checks.seeds(seeds)
     drift_seed = checks.int_at_least("drift_seed", drift_seed, 0)
-    x_val = y_val = None
-    if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise ValueError("validation must be a pair (x_val, y_val)")
-        x_val, y_val = validation
-        checks.xy(x_val, y_val, names=("x_val", "y_val"))
+    x_val, y_val = checks.validation(validation)
+    if x_val is not None:
         checks.images("x_val", x_val)
 
     # The drifted datasets, made once and shared by every recipe and seed. Pool, test and

@@ -373,13 +373,8 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
     budgets = checks.int_sequence("budgets", budgets, 1)
     seeds = checks.seeds(seeds)
     grid = _lr_grid(table, lrs)
-    x_val = y_val = None
-    if validation is not None:
-        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
-            raise ValueError("validation must be a pair (x_val, y_val)")
-        x_val, y_val = validation
-        checks.xy(x_val, y_val, names=("x_val", "y_val"))
-    elif stopping is not None or any(len(g) > 1 for g in grid.values()):
+    x_val, y_val = checks.validation(validation)
+    if validation is None and (stopping is not None or any(len(g) > 1 for g in grid.values())):
         raise ValueError("choosing learning rates (lrs) or stopping points (stopping) needs a "
                          "validation set: pass validation=(x_val, y_val), never the test set")
     if choose_at is not None and choose_at not in budgets:

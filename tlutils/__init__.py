@@ -2,7 +2,8 @@
 
 One module per concern (``data``, ``models``, ``train``, ``transfer``, ``plots``, ``zoo``, ...).
 Importing the package first quietens TensorFlow's C++ logging and turns off oneDNN's
-non-deterministic kernels; both must happen before TensorFlow itself is imported, so
+kernels, whose results depend on the CPU's instruction set (benchmarks/bench_kernels.py);
+both must happen before TensorFlow itself is imported, so
 ``import tlutils`` comes before ``import tensorflow`` in every notebook.
 """
 

@@ -107,3 +107,35 @@ def test_exercise_labels_are_unique_across_the_book():
         labels += re.findall(r":::\{exercise\}\s*\n:label: (\S+)", _markdown(nb))
     duplicates = {label for label in labels if labels.count(label) > 1}
     assert not duplicates
+
+
+def _parameters(nb: dict, full: bool) -> dict:
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    scope: dict = {}
+    exec("".join(cell["source"]).replace("FULL = False", f"FULL = {full}"), scope)  # noqa: S102
+    return scope
+
+
+def _compare_call(nb: dict) -> str:
+    """The ``runs = transfer.compare(...)`` call of a notebook, comments and spaces removed."""
+    for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        match = re.search(r"runs = transfer\.compare\((.*?)\n\)", text, re.S)
+        if cell["cell_type"] == "code" and match:
+            body = re.sub(r"#[^\n]*", "", match.group(1))
+            return re.sub(r"\s+", "", body)
+    raise AssertionError("no 'runs = transfer.compare(' call")
+
+
+def test_chapter_1_and_section_4_3_run_one_comparison():
+    """One fact, one number (issue 13): chapter 1's learning curve is section 4.3's
+    comparison, with the same settings and the same call, cached so it is trained once."""
+    first = json.loads((ROOT / "chapters/01_background/01_background.ipynb").read_text())
+    fair = json.loads(
+        (ROOT / "chapters/04_code_walkthrough/04_3_target_fine_tuning.ipynb").read_text())
+    shared = ("BUDGETS", "SEEDS", "STEPS", "MAX_STEPS", "BODY_LRS", "HEAD_LRS", "CHOOSE_AT")
+    for full in (False, True):
+        a, b = _parameters(first, full), _parameters(fair, full)
+        assert {k: a[k] for k in shared} == {k: b[k] for k in shared}, full
+    call = _compare_call(first)
+    assert call == _compare_call(fair) and "cache=True" in call

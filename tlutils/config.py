@@ -53,6 +53,16 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+_deterministic = False
+
+
+def deterministic() -> bool:
+    """Whether :func:`setup` has turned on TensorFlow's op determinism in this process (it
+    cannot be turned off again); cached results are keyed on it (``tlutils.memo``, chapter
+    01)."""
+    return _deterministic
+
+
 def setup(seed: int = 0, *, deterministic: bool = True, quiet: bool = True) -> None:
     """Seed Python, NumPy and TensorFlow and make TF deterministic (the imports cell of every
     notebook, from chapter 01 on).
@@ -79,8 +89,10 @@ def setup(seed: int = 0, *, deterministic: bool = True, quiet: bool = True) -> N
     import keras
     import tensorflow as tf
 
+    global _deterministic
     keras.utils.set_random_seed(seed)
     if deterministic:
+        _deterministic = True  # for tlutils.memo's keys: once on, it stays on
         tf.config.experimental.enable_op_determinism()
         # Must come before the pipelines it should affect are built, hence here.
         tf.data.experimental.enable_debug_mode()

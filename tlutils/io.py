@@ -1,4 +1,5 @@
-"""Crash-safe file writing: data is never half-written (used by ``data``, ``zoo`` and ``text``).
+"""Crash-safe file writing: data is never half-written (used by ``data``, ``zoo``, ``memo`` and
+``text``), and inter-process file locks (``zoo``, ``memo``).
 
 Everything tlutils writes goes to a temporary file in the destination folder and is then
 renamed over the target with :func:`os.replace`, which is atomic on POSIX and Windows. A
@@ -13,6 +14,11 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+try:  # POSIX; elsewhere the caches work without inter-process locks
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -86,3 +92,32 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@contextlib.contextmanager
+def locked(path: str | os.PathLike, *, exclusive: bool) -> Iterator[None]:
+    """Hold an inter-process lock on the file ``path`` (created if missing): ``exclusive`` to
+    compute and write a cache entry, shared to read one (the model zoo, chapter 04; cached
+    comparisons, chapters 01 and 04). Where the lock file cannot be created (a read-only
+    cache), a shared lock goes on without it; an exclusive one raises the ``OSError``.
+    Without ``fcntl`` (Windows) nothing is locked."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    if not isinstance(exclusive, bool):
+        raise ValueError(f"exclusive must be True or False, got {exclusive!r}")
+    fd = None
+    if fcntl is not None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            if exclusive:
+                raise
+            with contextlib.suppress(OSError):
+                fd = os.open(path, os.O_RDONLY)
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)  # releases the lock

@@ -342,7 +342,8 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
             validation: tuple[np.ndarray, np.ndarray] | None = None,
             lrs: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
             stopping: engine.Stopping | None = None, choose_at: int | None = None,
-            all_rates: bool = False, verbose: bool = False) -> pd.DataFrame:
+            all_rates: bool = False, cache: bool = False,
+            verbose: bool = False) -> pd.DataFrame:
     """Train every recipe at every label budget (examples per class) for every seed on the
     same few-shot samples, and score it on the same test set (chapters 01, 03-06).
 
@@ -365,6 +366,12 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
     for every run and rate (:class:`tlutils.engine.Trainee`), which gives exactly what a
     freshly built model gives, minus ~2 s of graph tracing; recipes with a frozen base train
     their head on features computed once per budget.
+
+    ``cache=True`` computes the table once per set of inputs and reads it back afterwards,
+    in any notebook or run (:func:`tlutils.memo.cached_table`; the key covers every argument,
+    the arrays' contents, the source's weights and the library versions): chapter 01 shows
+    the comparison that section 4.3 runs, trained once. Either way, the random state
+    afterwards is that of ``keras.utils.set_random_seed(seeds[-1])``.
     """
     table = recipes_table(recipes)
     checks.model(source, "source")
@@ -381,6 +388,35 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
         raise ValueError(f"choose_at must be one of budgets {budgets}, got {choose_at!r}")
     if stopping is not None and steps is not None:
         raise ValueError("give steps or stopping, not both (pass steps=None with stopping)")
+    if not isinstance(cache, bool):
+        raise ValueError(f"cache must be True or False, got {cache!r}")
+    if cache:
+        from tlutils import memo
+
+        parts = {"source": source, "x_pool": x_pool, "y_pool": y_pool, "x_test": x_test,
+                 "y_test": y_test, "recipes": table, "budgets": budgets, "seeds": seeds,
+                 "steps": steps, "batch_size": batch_size, "validation": validation,
+                 "lrs": grid, "stopping": stopping, "choose_at": choose_at,
+                 "all_rates": all_rates}
+        results, _ = memo.cached_table(
+            "compare", parts,
+            lambda: _compare(source, x_pool, y_pool, x_test, y_test, table, budgets, seeds,
+                             steps, batch_size, validation, grid, stopping, choose_at,
+                             all_rates, verbose))
+        keras.utils.set_random_seed(seeds[-1])
+        return results
+    return _compare(source, x_pool, y_pool, x_test, y_test, table, budgets, seeds, steps,
+                    batch_size, validation, grid, stopping, choose_at, all_rates, verbose)
+
+
+def _compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
+             y_test: np.ndarray, table: dict[str, Recipe], budgets: list[int],
+             seeds: list[int], steps: int | None, batch_size: int,
+             validation: tuple[np.ndarray, np.ndarray] | None,
+             grid: dict[str, list[float]], stopping: engine.Stopping | None,
+             choose_at: int | None, all_rates: bool, verbose: bool) -> pd.DataFrame:
+    """:func:`compare`'s computation, on checked arguments."""
+    x_val, y_val = checks.validation(validation)
     n_classes = int(y_pool.max()) + 1
     tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget},
                          x_val=x_val, y_val=y_val) for budget in budgets]

@@ -42,11 +42,6 @@ import numpy as np
 from tlutils import checks, config, data, io, models, train
 from tlutils.config import setup
 
-try:  # POSIX; elsewhere the zoo works without inter-process locks
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
 if TYPE_CHECKING:
     import keras
 
@@ -248,23 +243,8 @@ def _load(spec: SourceSpec, key: str, folder: Path, n_train: int, n_test: int
 def _locked(folder: Path, key: str, *, exclusive: bool) -> Iterator[None]:
     """Hold ``<key>.lock``: exclusive to train and write an entry, shared to read one. In a
     read-only zoo (nothing can write there) reading goes on without a lock."""
-    fd = None
-    if fcntl is not None:
-        path = folder / f"{key}.lock"
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError:
-            if exclusive:
-                raise
-            with contextlib.suppress(OSError):
-                fd = os.open(path, os.O_RDONLY)
-    try:
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+    with io.locked(folder / f"{key}.lock", exclusive=exclusive):
         yield
-    finally:
-        if fd is not None:
-            os.close(fd)  # releases the lock
 
 
 def _remove_leftovers(folder: Path, key: str) -> None:

@@ -51,8 +51,10 @@ def _feed(h: Any, value: object) -> None:
         h.update(f"array:{array.dtype.str}:{array.shape}:".encode())
         h.update(array.tobytes())
     elif isinstance(value, keras.Model):
+        # Architecture and weights. Not its other variables: a dropout layer's random-number
+        # state depends on what else the process built first, and a transfer never copies it.
         h.update(f"model:{value.to_json()}:".encode())
-        for variable in value.variables:
+        for variable in value.weights:
             h.update(f"{variable.path}:{variable.trainable}:".encode())
             _feed(h, np.asarray(variable.numpy()))
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -87,7 +89,7 @@ def _code_digest() -> str:
 
 def fingerprint(parts: Mapping[str, object]) -> str:
     """The cache key of a computation (chapters 01 and 04): a SHA-256 (hex) over ``parts``
-    (name -> input: arrays, Keras models with their weights, dataclasses such as
+    (name -> input: arrays, Keras models (architecture and weights), dataclasses such as
     ``transfer.Recipe``, mappings, sequences, numbers, strings, None) and over the library
     versions, tlutils' source code and TensorFlow's thread, kernel and determinism settings.
 

@@ -73,26 +73,15 @@ def run(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> bool:
                               env={**os.environ, **(env or {})}).returncode == 0
 
 
-def _seconds(cell: dict) -> float | None:
-    """A code cell's run time from nbclient's execution timestamps, if recorded."""
-    from datetime import datetime
-
-    stamps = cell.get("metadata", {}).get("execution", {})
-    try:
-        start = datetime.fromisoformat(stamps["iopub.execute_input"].replace("Z", "+00:00"))
-        end = datetime.fromisoformat(stamps["shell.execute_reply"].replace("Z", "+00:00"))
-    except (KeyError, ValueError):
-        return None
-    return (end - start).total_seconds()
-
-
 def slowest_cells(notebooks: list[Path], root: Path, n: int) -> list[tuple[float, str, str]]:
     """The ``n`` slowest code cells: (seconds, "notebook#cell", first code line)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    from notebook_cells import cell_seconds  # tools/ is not a package
     found = []
     for nb in notebooks:
         cells = [c for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code"]
         for i, cell in enumerate(cells, start=1):
-            seconds = _seconds(cell)
+            seconds = cell_seconds(cell)
             if seconds is None:
                 continue
             lines = [ln for ln in "".join(cell["source"]).splitlines()

@@ -61,8 +61,6 @@ def built_book(tmp_path_factory) -> Path:
     return html
 
 
-
-
 # Longest first (issue 12). `make test` spreads whole files over two pytest-xdist workers in
 # collection order, so a long file collected last leaves one core idle while it finishes.
 # Files are therefore collected by their expected cost, largest first: a notebook by the time
@@ -79,21 +77,14 @@ SLOW_TEST_FILES = {  # seconds, rounded
 def _recorded_seconds(notebook: Path) -> float:
     """Total execution time of a notebook's committed run, from its cells' timestamps."""
     import json
-    from datetime import datetime
+
+    from tools.notebook_cells import cell_seconds
 
     try:
         cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError, KeyError):
         return 0.0
-    total = 0.0
-    for cell in cells:
-        stamps = cell.get("metadata", {}).get("execution", {})
-        start, end = stamps.get("iopub.execute_input"), stamps.get("shell.execute_reply")
-        if start and end:
-            parse = datetime.fromisoformat
-            total += (parse(end.replace("Z", "+00:00"))
-                      - parse(start.replace("Z", "+00:00"))).total_seconds()
-    return total
+    return sum(cell_seconds(cell) or 0.0 for cell in cells)
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -380,7 +380,7 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
     budgets = checks.int_sequence("budgets", budgets, 1)
     seeds = checks.seeds(seeds)
     grid = _lr_grid(table, lrs)
-    x_val, y_val = checks.validation(validation)
+    checks.validation(validation)
     if validation is None and (stopping is not None or any(len(g) > 1 for g in grid.values())):
         raise ValueError("choosing learning rates (lrs) or stopping points (stopping) needs a "
                          "validation set: pass validation=(x_val, y_val), never the test set")
@@ -390,23 +390,22 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
         raise ValueError("give steps or stopping, not both (pass steps=None with stopping)")
     if not isinstance(cache, bool):
         raise ValueError(f"cache must be True or False, got {cache!r}")
-    if cache:
-        from tlutils import memo
 
-        parts = {"source": source, "x_pool": x_pool, "y_pool": y_pool, "x_test": x_test,
-                 "y_test": y_test, "recipes": table, "budgets": budgets, "seeds": seeds,
-                 "steps": steps, "batch_size": batch_size, "validation": validation,
-                 "lrs": grid, "stopping": stopping, "choose_at": choose_at,
-                 "all_rates": all_rates}
-        results, _ = memo.cached_table(
-            "compare", parts,
-            lambda: _compare(source, x_pool, y_pool, x_test, y_test, table, budgets, seeds,
-                             steps, batch_size, validation, grid, stopping, choose_at,
-                             all_rates, verbose))
-        keras.utils.set_random_seed(seeds[-1])
-        return results
-    return _compare(source, x_pool, y_pool, x_test, y_test, table, budgets, seeds, steps,
-                    batch_size, validation, grid, stopping, choose_at, all_rates, verbose)
+    def run() -> pd.DataFrame:
+        return _compare(source, x_pool, y_pool, x_test, y_test, table, budgets, seeds, steps,
+                        batch_size, validation, grid, stopping, choose_at, all_rates, verbose)
+
+    if not cache:
+        return run()
+    from tlutils import memo
+
+    parts = {"source": source, "x_pool": x_pool, "y_pool": y_pool, "x_test": x_test,
+             "y_test": y_test, "recipes": table, "budgets": budgets, "seeds": seeds,
+             "steps": steps, "batch_size": batch_size, "validation": validation,
+             "lrs": grid, "stopping": stopping, "choose_at": choose_at, "all_rates": all_rates}
+    results, _ = memo.cached_table("compare", parts, run)
+    keras.utils.set_random_seed(seeds[-1])
+    return results
 
 
 def _compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
@@ -416,7 +415,7 @@ def _compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test
              grid: dict[str, list[float]], stopping: engine.Stopping | None,
              choose_at: int | None, all_rates: bool, verbose: bool) -> pd.DataFrame:
     """:func:`compare`'s computation, on checked arguments."""
-    x_val, y_val = checks.validation(validation)
+    x_val, y_val = validation if validation is not None else (None, None)
     n_classes = int(y_pool.max()) + 1
     tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget},
                          x_val=x_val, y_val=y_val) for budget in budgets]

@@ -153,6 +153,20 @@ SETUP_CELL = setup_cell()
 SETUP_CELL_TEXT = setup_cell(text=True)
 
 
+def cell_seconds(cell: Mapping) -> float | None:
+    """A code cell's run time from the execution timestamps nbclient records (``make execute``
+    keeps them in the committed notebooks), or None if they are missing."""
+    from datetime import datetime
+
+    stamps = cell.get("metadata", {}).get("execution", {})
+    try:
+        start = datetime.fromisoformat(stamps["iopub.execute_input"].replace("Z", "+00:00"))
+        end = datetime.fromisoformat(stamps["shell.execute_reply"].replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+    return (end - start).total_seconds()
+
+
 def _source(cell: Mapping) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else source

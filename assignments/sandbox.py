@@ -36,6 +36,10 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import psutil
 
 RUNNER = Path(__file__).resolve()
 INSIDE_TMP = "/tmp"                 # the scratch folder, as the sandbox sees it
@@ -445,14 +449,19 @@ def _bwrap_prefix(scratch: Path, zoo: Path, masked: list[Path]) -> list[str]:
     return cmd
 
 
-def _kill_tree(pid: int) -> None:
+def _kill_tree(parent: psutil.Process) -> None:
+    """Kill ``parent`` and everything below it.
+
+    ``parent`` is the ``psutil.Process`` taken when the sandbox started, never a bare pid: once
+    the sandbox has exited and been reaped (``Popen.poll`` or ``wait``), its pid is free and may
+    already belong to an unrelated process, a notebook kernel of the test run beside it, say.
+    psutil checks the process's start time and raises ``NoSuchProcess`` for a reused pid."""
     import psutil
 
     try:
-        parent = psutil.Process(pid)
+        procs = parent.children(recursive=True) + [parent]
     except psutil.NoSuchProcess:
         return
-    procs = parent.children(recursive=True) + [parent]
     for p in procs:
         try:
             p.kill()
@@ -556,6 +565,10 @@ class Sandbox:
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      pass_fds=(req_r, resp_w), preexec_fn=_enter_cgroup)
+        import psutil
+
+        # Taken now, while the child cannot have been reaped: the identity every later kill uses.
+        self.ps = psutil.Process(self.proc.pid)
         self.killed_for = ""
         self._watch = threading.Thread(target=self._watchdog, args=(limits.processes,),
                                        daemon=True)
@@ -570,12 +583,12 @@ class Sandbox:
 
         while self.proc.poll() is None:
             try:
-                n = len(psutil.Process(self.proc.pid).children(recursive=True))
+                n = len(self.ps.children(recursive=True))
             except psutil.Error:
                 return
             if n > limit + 8:
                 self.killed_for = f"more than {limit} processes"
-                _kill_tree(self.proc.pid)
+                _kill_tree(self.ps)
                 return
             time.sleep(0.25)
 
@@ -679,7 +692,7 @@ class Sandbox:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
-        _kill_tree(self.proc.pid)
+        _kill_tree(self.ps)
         self.proc.wait()
         self._watch.join(timeout=5)
         if self.cgroup is not None:

@@ -95,3 +95,15 @@ def pytest_collection_modifyitems(session, config, items):
             costs[path] = (_recorded_seconds(path) if path.suffix == ".ipynb"
                            else SLOW_TEST_FILES.get(path.name, 0.0))
     items.sort(key=lambda item: -costs[Path(str(item.fspath))])  # stable: order within a file kept
+
+
+def pytest_configure(config):
+    # nbval's notebook kernels get three chances to start (tools/kernel_start.py says why)
+    try:
+        import nbval.kernel
+    except ImportError:
+        return
+    from tools.kernel_start import retrying_kernel_start
+
+    if not getattr(nbval.kernel.start_new_kernel, "retrying", False):
+        nbval.kernel.start_new_kernel = retrying_kernel_start(nbval.kernel.start_new_kernel)

@@ -18,6 +18,7 @@ import io
 import json
 import os
 import socket
+import subprocess
 import sys
 import sysconfig
 import time
@@ -571,3 +572,29 @@ def test_refuses_untrusted_grading_without_bwrap(built, tmp_path, monkeypatch):
     assert row["status"] == "graded" and row["score"] == 0.0, row
     results = json.loads((tmp_path / "out" / "sub.json").read_text())
     assert "best_method" not in results["not_exported"]
+
+
+def test_kill_tree_never_touches_a_reaped_sandbox_pid():
+    """Closing a sandbox that has already exited (and been reaped by the watchdog's poll) must
+    not kill by its old pid: the pid may by then belong to another process, such as a notebook
+    kernel of the test run beside the grader (CI stop 21 lost a kernel that way or to a port
+    race). The kill goes through the psutil.Process taken at start, which knows it is gone."""
+    import psutil
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    ps = psutil.Process(gone.pid)
+    gone.wait()  # reaped: the pid is free for anyone
+    sandbox._kill_tree(ps)  # a no-op, and no error
+
+    live = subprocess.Popen([sys.executable, "-c",
+                             "import subprocess, sys, time;"
+                             "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+                             "time.sleep(60)"])
+    tree = psutil.Process(live.pid)
+    deadline = time.time() + 30
+    while not tree.children() and time.time() < deadline:
+        time.sleep(0.05)
+    child = tree.children()[0]
+    sandbox._kill_tree(tree)  # psutil reaps them: Popen.wait would then read 0
+    assert not tree.is_running() and not child.is_running()
+    live.wait(timeout=10)

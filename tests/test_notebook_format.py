@@ -127,15 +127,30 @@ def _compare_call(nb: dict) -> str:
     raise AssertionError("no 'runs = transfer.compare(' call")
 
 
-def test_chapter_1_and_section_4_3_run_one_comparison():
-    """One fact, one number (issue 13): chapter 1's learning curve is section 4.3's
-    comparison, with the same settings and the same call, cached so it is trained once."""
-    first = json.loads((ROOT / "chapters/01_background/01_background.ipynb").read_text())
+def _definition(nb: dict, name: str) -> str:
+    """The statement ``name = ...`` of a notebook (up to the next top-level line), spaces and
+    comments removed."""
+    for cell in nb["cells"]:
+        text = "".join(cell["source"])
+        match = re.search(rf"^{name} = (.*?)(?=^\S)", text + "\nEND", re.S | re.M)
+        if cell["cell_type"] == "code" and match:
+            return re.sub(r"\s+", "", re.sub(r"#[^\n]*", "", match.group(1)))
+    raise AssertionError(f"no '{name} = ' statement")
+
+
+def test_chapter_1_and_sections_4_3_and_4_4_run_one_comparison():
+    """One fact, one number (issue 13): chapter 1's learning curve and section 4.4's baselines
+    are section 4.3's comparison, with the same settings and the same call, cached so it is
+    trained once."""
     fair = json.loads(
         (ROOT / "chapters/04_code_walkthrough/04_3_target_fine_tuning.ipynb").read_text())
     shared = ("BUDGETS", "SEEDS", "STEPS", "MAX_STEPS", "BODY_LRS", "HEAD_LRS", "CHOOSE_AT")
-    for full in (False, True):
-        a, b = _parameters(first, full), _parameters(fair, full)
-        assert {k: a[k] for k in shared} == {k: b[k] for k in shared}, full
-    call = _compare_call(first)
-    assert call == _compare_call(fair) and "cache=True" in call
+    for other in ("01_background/01_background.ipynb", "04_code_walkthrough/04_4_evaluation.ipynb"):
+        nb = json.loads((ROOT / "chapters" / other).read_text())
+        for full in (False, True):
+            a, b = _parameters(nb, full), _parameters(fair, full)
+            assert {k: a[k] for k in shared} == {k: b[k] for k in shared}, (other, full)
+        call = _compare_call(nb)
+        assert call == _compare_call(fair) and "cache=True" in call, other
+        for name in ("recipes", "lr_grids", "rule"):  # the arguments' definitions too
+            assert _definition(nb, name) == _definition(fair, name), (other, name)

@@ -154,3 +154,37 @@ def test_bad_input_names_the_argument(call, name):
     src = _source()
     with pytest.raises(ValueError, match=name):
         call(src)
+
+
+def test_layer_sweep_chooses_each_configurations_rate_on_validation():
+    from tlutils import engine
+
+    src = _source()
+    x, y = _data(90, seed=0)
+    xv, yv = _data(30, seed=2)
+    xt, yt = _data(30, seed=1)
+    grids = {"scratch": [1e-3, 1e-2], "frozen": [1e-2, 3e-2], "fine_tuned": [1e-3]}
+    rule = engine.Stopping(every=2, max_steps=6)
+    fair = layerwise.layer_sweep(src, x, y, xt, yt, ns=[0, 2], budget=3, seeds=[0, 1],
+                                 steps=None, validation=(xv, yv), lrs=grids, stopping=rule)
+    assert list(fair.columns) == ["n", "layer", "mode", "seed", "accuracy", "lr", "steps",
+                                  "val_accuracy", "seconds"]
+    assert len(fair) == 2 * 2 + 2 * 2  # n=0 reported under both modes
+    assert set(fair[fair.n == 2]["mode"]) == {"frozen", "fine_tuned"}
+    assert set(fair[(fair.n == 2) & (fair["mode"] == "fine_tuned")].lr) == {1e-3}
+    assert all(s % 2 == 0 and 2 <= s <= 6 for s in fair.steps)
+    # One configuration at its chosen rate is what a one-point grid at that rate gives.
+    row = fair[(fair.n == 2) & (fair["mode"] == "frozen")]
+    alone = layerwise.layer_sweep(src, x, y, xt, yt, ns=[2], modes=["frozen"], budget=3,
+                                  seeds=[0, 1], steps=None, validation=(xv, yv),
+                                  lrs=[float(row.lr.iloc[0])], stopping=rule)
+    np.testing.assert_array_equal(alone.accuracy, row.accuracy)
+    with pytest.raises(ValueError, match="validation"):
+        layerwise.layer_sweep(src, x, y, xt, yt, ns=[0], budget=3, seeds=[0],
+                              lrs=[1e-3, 1e-2])
+    with pytest.raises(ValueError, match="lrs"):
+        layerwise.layer_sweep(src, x, y, xt, yt, ns=[0], budget=3, seeds=[0],
+                              validation=(xv, yv), lrs={"scratch": [1e-3]})
+    with pytest.raises(ValueError, match="steps or stopping"):
+        layerwise.layer_sweep(src, x, y, xt, yt, ns=[0], budget=3, seeds=[0],
+                              validation=(xv, yv), stopping=rule)

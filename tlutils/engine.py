@@ -43,7 +43,7 @@ import pandas as pd
 
 from tlutils import checks
 
-__all__ = ["Stopping", "Task", "Trainee", "run", "train_steps"]
+__all__ = ["Stopping", "Task", "Trainee", "run", "run_grid", "train_steps"]
 
 
 class Trainee:
@@ -371,3 +371,68 @@ def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | 
                 where = "  ".join(f"{k} {v}" for k, v in task.columns.items())
                 print(f"{key:<24} {where}  accuracy {np.mean(accs):.3f} +/- {np.std(accs):.3f}")
     return pd.DataFrame(rows)
+
+
+def run_grid(trainees: Mapping[str, Trainee], tasks: Sequence[Task],
+             lrs: Mapping[str, Sequence[float]], *, steps: int | None = None,
+             stopping: Stopping | None = None, choose_on: Task | None = None,
+             batch_size: int = 32, name: str = "method", verbose: bool = False) -> pd.DataFrame:
+    """:func:`run` at every learning rate of each trainee's grid, with the rate chosen on
+    validation data (chapter 04, "A fair comparison"; sections 2.2, 4.3, 5.4 and 5.6).
+
+    ``lrs`` maps every trainee's key to its grid. Each trainee runs at every rate of its grid
+    on every task (or, with ``choose_on``, on that one task only); for each trainee and task
+    the rate with the best mean validation accuracy over seeds is *chosen* (the first of the
+    grid on ties). The test set plays no part in the choice. With ``choose_on`` the other
+    tasks then run once, at the rate chosen on ``choose_on`` (cheaper; say so where the
+    results are reported). Every task needs a validation set.
+
+    Returns :func:`run`'s table with the rate in a column ``lr`` after the task's columns and
+    a boolean column ``chosen`` at the end: every run of the grid, so the rates that lost
+    can be shown too (``results[results.chosen]`` is the comparison). One compiled graph
+    serves the whole grid (:meth:`Trainee.rewind` with ``lr``), which gives bit for bit
+    what compiling at each rate gives.
+    """
+    if not isinstance(trainees, Mapping) or not trainees:
+        raise ValueError(f"trainees must be a non-empty mapping name -> Trainee, got {trainees!r}")
+    tasks = checks.sequence("tasks", tasks)
+    if not isinstance(lrs, Mapping) or set(lrs) != set(trainees):
+        raise ValueError(f"lrs must map every trainee ({sorted(trainees)}) to a grid of "
+                         f"learning rates, got {lrs!r}")
+    grid = {key: [checks.number(f"lrs[{key!r}]", v, low=0.0, strict=True)
+                  for v in checks.sequence(f"lrs[{key!r}]", lrs[key])] for key in trainees}
+    for key, rates in grid.items():
+        if len(set(rates)) != len(rates):
+            raise ValueError(f"lrs[{key!r}] repeats a rate: {rates}")
+    if any(not isinstance(task, Task) or task.x_val is None for task in tasks):
+        raise ValueError("choosing a learning rate needs a validation set (x_val, y_val) in "
+                         "every task: never the test set")
+    if choose_on is not None and not any(choose_on is task for task in tasks):
+        raise ValueError("choose_on must be one of tasks")
+    first = list(tasks) if choose_on is None else [choose_on]
+    rest = [task for task in tasks if choose_on is not None and task is not choose_on]
+    front: list[str] = []
+    runs = []
+    for key, trainee in trainees.items():
+        parts = []
+        for lr in grid[key]:
+            part = run({key: trainee}, first, steps=steps, stopping=stopping, lr=lr,
+                       batch_size=batch_size, name=name, verbose=verbose)
+            # Which task each row belongs to: run() goes task by task, seed by seed.
+            part["_task"] = np.repeat(np.arange(len(first)), len(trainee.seeds))
+            parts.append(part.assign(lr=lr))
+        tuned = pd.concat(parts, ignore_index=True)
+        mean_val = tuned.groupby(["_task", "lr"], sort=False).val_accuracy.mean()
+        best = set(mean_val.groupby(level="_task", sort=False).idxmax())
+        tuned["chosen"] = [pair in best for pair in zip(tuned._task, tuned.lr)]
+        runs.append(tuned.drop(columns="_task"))
+        if rest:
+            lr = float(tuned[tuned.chosen].lr.iloc[0])
+            part = run({key: trainee}, rest, steps=steps, stopping=stopping, lr=lr,
+                       batch_size=batch_size, name=name, verbose=verbose)
+            runs.append(part.assign(lr=lr, chosen=True))
+        front = [c for c in runs[0].columns if c not in ("seed", "lr", "chosen")]
+    results = pd.concat(runs, ignore_index=True)
+    at = front.index("accuracy")
+    columns = [*front[:at], "lr", "seed", *front[at:], "chosen"]
+    return results[columns]

@@ -13,7 +13,7 @@ reused sub-network with new layers grown on it (chapter 02).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -129,21 +129,37 @@ def seed_runs(build: Callable[[int], keras.Model], x_pool: np.ndarray, y_pool: n
 def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
                 y_test: np.ndarray, *, ns: Sequence[int] | None = None,
                 modes: Sequence[str] = MODES, budget: int = 10, seeds: Sequence[int] = (0, 1, 2),
-                steps: int = 100, lr: float = 1e-3, num_classes: int | None = None,
+                steps: int | None = 100, lr: float = 1e-3, num_classes: int | None = None,
+                validation: tuple[np.ndarray, np.ndarray] | None = None,
+                lrs: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+                stopping: engine.Stopping | None = None,
                 verbose: bool = False) -> pd.DataFrame:
     """Yosinski et al.'s experiment (chapter 02, "Layer generality"): transfer the first
     ``n`` weighted layers of ``source`` for each ``n`` in ``ns``, frozen or fine-tuned, train
     on ``budget`` target labels per class and score on the test set.
 
-    ``ns`` defaults to every ``n`` from 0 up to, not including, the head. Returns a tidy
-    DataFrame with columns ``n, layer, mode, seed, accuracy, seconds``; ``layer`` names the
-    last transferred layer. ``n=0`` (no transfer) is trained once and reported under every
-    mode, so each curve starts from the same scratch baseline.
+    ``ns`` defaults to every ``n`` from 0 up to, not including, the head. By default every
+    run takes ``steps`` Adam steps at ``lr``. For a fair comparison (section 2.2, as in
+    section 4.3's :func:`tlutils.transfer.compare`) give a ``validation`` set ``(x_val,
+    y_val)`` (labelled, disjoint from the pool and the test set) and
+
+    * ``lrs``: a grid of learning rates, one for every run or a dict with a grid for each of
+      ``"scratch"`` (``n = 0``) and the ``modes``; each ``(n, mode)`` keeps the rate with
+      the best mean validation accuracy over seeds (:func:`tlutils.engine.run_grid`);
+    * ``stopping``: a :class:`tlutils.engine.Stopping` rule instead of a fixed step count
+      (pass ``steps=None``).
+
+    Returns a tidy DataFrame with columns ``n, layer, mode, seed, accuracy, seconds``, plus
+    ``lr, steps, val_accuracy`` with a validation set; ``layer`` names the last transferred
+    layer. ``n=0`` (no transfer) is trained once and reported under every mode, so each
+    curve starts from the same scratch baseline.
     """
     checks.model(source, "source")
+    checks.xy(x_pool, y_pool, names=("x_pool", "y_pool"))
+    checks.xy(x_test, y_test, names=("x_test", "y_test"))
     weighted = models.weighted_layers(source)
     if num_classes is None:
-        num_classes = int(y_pool.max()) + 1 if isinstance(y_pool, np.ndarray) else None
+        num_classes = int(y_pool.max()) + 1
     if ns is None:
         ns = list(range(len(weighted)))
     if (isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence) or not ns
@@ -154,6 +170,21 @@ def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_t
     if (isinstance(modes, (str, bytes)) or not isinstance(modes, Sequence) or not modes
             or any(m not in MODES for m in modes)):
         raise ValueError(f"modes must be a non-empty sequence drawn from {MODES}, got {modes!r}")
+    budget = checks.int_at_least("budget", budget)
+    seeds = checks.seeds(seeds)
+    lr = checks.number("lr", lr, low=0.0, strict=True)
+    x_val, y_val = checks.validation(validation)
+    grids = _sweep_grids(lrs, modes, lr)
+    if x_val is None and (stopping is not None or any(len(g) > 1 for g in grids.values())):
+        raise ValueError("choosing learning rates (lrs) or stopping points (stopping) needs a "
+                         "validation set: pass validation=(x_val, y_val), never the test set")
+    if (steps is None) == (stopping is None):
+        raise ValueError("give steps or stopping, not both (pass steps=None with stopping)")
+    if stopping is not None and not isinstance(stopping, engine.Stopping):
+        raise ValueError(f"stopping must be a tlutils.engine.Stopping, got {stopping!r}")
+    if steps is not None:
+        steps = checks.int_at_least("steps", steps)
+    task = engine.Task(x_pool, y_pool, x_test, y_test, budget, x_val=x_val, y_val=y_val)
     rows = []
     for n in ns:
         for mode in (modes[:1] if n == 0 else modes):
@@ -162,15 +193,45 @@ def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_t
                 return transfer_first_n(source, n, frozen=mode == "frozen",
                                         num_classes=num_classes, seed=seed)
 
-            accs = seed_runs(
-                build, x_pool, y_pool, x_test, y_test, budget=budget, seeds=list(seeds),
-                steps=steps, lr=lr)
-            seconds = (time.perf_counter() - start) / len(accs)
+            grid = grids["scratch" if n == 0 else mode]
+            trainee = engine.Trainee(build, seeds,
+                                     compile=lambda m: train.compile_model(m, lr=grid[0]))
+            if x_val is None:
+                runs = engine.run({"run": trainee}, [task], steps=steps)
+            else:
+                runs = engine.run_grid({"run": trainee}, [task], {"run": grid}, steps=steps,
+                                       stopping=stopping)
+                runs = runs[runs.chosen]
+            seconds = (time.perf_counter() - start) / len(runs)
+            extra = ["lr", "steps", "val_accuracy"] if x_val is not None else []
             for reported in (modes if n == 0 else [mode]):
-                for seed, acc in zip(seeds, accs):
+                for _, run in runs.iterrows():
                     rows.append({"n": n, "layer": weighted[n - 1] if n else "(none)",
-                                 "mode": reported, "seed": seed, "accuracy": acc,
-                                 "seconds": seconds})
+                                 "mode": reported, "seed": int(run.seed),
+                                 "accuracy": float(run.accuracy),
+                                 **{k: run[k] for k in extra}, "seconds": seconds})
             if verbose:
+                accs = runs.accuracy
                 print(f"n={n} {mode:<10} accuracy {np.mean(accs):.3f} +/- {np.std(accs):.3f}")
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if x_val is not None:
+        table["steps"] = table.steps.astype(int)
+    return table
+
+
+def _sweep_grids(lrs: Sequence[float] | Mapping[str, Sequence[float]] | None,
+                 modes: Sequence[str], lr: float) -> dict[str, list[float]]:
+    """:func:`layer_sweep`'s rate grid for ``"scratch"`` and each mode, checked."""
+    keys = ["scratch", *modes]
+    if lrs is None:
+        return {key: [lr] for key in keys}
+    if isinstance(lrs, Mapping):
+        if set(lrs) != set(keys):
+            raise ValueError(f"lrs must give a grid for each of {keys} and no other, got "
+                             f"{sorted(lrs)}")
+        grids = {key: lrs[key] for key in keys}
+    else:
+        grids = {key: lrs for key in keys}
+    return {key: [checks.number(f"lrs[{key!r}]", v, low=0.0, strict=True)
+                  for v in checks.sequence(f"lrs[{key!r}]", grid)]
+            for key, grid in grids.items()}

@@ -420,36 +420,18 @@ def _compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test
     tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget},
                          x_val=x_val, y_val=y_val) for budget in budgets]
     front = ["method", "budget", "lr", "seed", "accuracy", "steps", "val_accuracy", "seconds"]
-
-    def choose(frame: pd.DataFrame) -> pd.DataFrame:
-        # For each recipe and budget, the rate with the best mean validation accuracy over
-        # seeds (the first of the grid on ties); the test scores play no part.
-        frame = frame[front].copy()
-        mean_val = frame.groupby(["method", "budget", "lr"], sort=False).val_accuracy.mean()
-        best = set(mean_val.groupby(level=["method", "budget"], sort=False).idxmax())
-        frame["chosen"] = [key in best for key in zip(frame.method, frame.budget, frame.lr)]
-        return frame
-
-    first = [t for t in tasks if choose_at is None or t.budget == choose_at]
-    rest = [t for t in tasks if t not in first]
+    choose_on = next((t for t in tasks if t.budget == choose_at), None)
     runs = []
     for name, recipe in table.items():
         trainee = recipe.trainee(source, n_classes, seeds)  # one graph for the whole grid
-        parts = []
-        for lr in grid[name]:
-            part = engine.run({name: trainee}, first, steps=steps, stopping=stopping, lr=lr,
-                              batch_size=batch_size, verbose=verbose)
-            parts.append(part.assign(lr=lr) if validation is not None else part)
-        if validation is None:
-            runs.extend(parts)
+        if validation is not None:
+            runs.append(engine.run_grid({name: trainee}, tasks, {name: grid[name]},
+                                        steps=steps, stopping=stopping, choose_on=choose_on,
+                                        batch_size=batch_size, verbose=verbose))
             continue
-        tuned = choose(pd.concat(parts, ignore_index=True))
-        runs.append(tuned)
-        if rest:
-            lr = float(tuned[tuned.chosen].lr.iloc[0])
-            part = engine.run({name: trainee}, rest, steps=steps, stopping=stopping, lr=lr,
-                              batch_size=batch_size, verbose=verbose)
-            runs.append(part.assign(lr=lr, chosen=True))
+        for lr in grid[name]:
+            runs.append(engine.run({name: trainee}, tasks, steps=steps, lr=lr,
+                                   batch_size=batch_size, verbose=verbose))
     results = pd.concat(runs, ignore_index=True)
     if validation is None:
         return results

@@ -136,6 +136,44 @@ def test_sweep_with_a_stopping_rule_equals_compare_at_zero_drift(tiny_source):
                     steps=None, stopping=rule)
 
 
+def test_sweep_chooses_each_conditions_rate_on_validation(tiny_source):
+    """With ``lrs`` every drift condition keeps its own rate (engine.run_grid); at zero
+    drift that is compare()'s choice with the same grid and rule."""
+    from tlutils import engine
+
+    x, y = _task()
+    xt, yt = _task(n=16, seed=1)
+    xv, yv = _task(n=16, seed=2)
+    rule = engine.Stopping(every=2, max_steps=6)
+    recipes = {"fine_tune": transfer.Recipe("fine_tune"), "scratch": transfer.Recipe("scratch")}
+    grid = {"fine_tune": [1e-3, 1e-2], "scratch": [3e-3, 3e-2]}
+    kw = dict(recipes=recipes, budget=2, seeds=(0, 1), steps=None, validation=(xv, yv),
+              lrs=grid, stopping=rule)
+    every = drift.sweep(tiny_source, x, y, xt, yt, drifts={"rotation": (0, 90)},
+                        all_rates=True, **kw)
+    swept = drift.sweep(tiny_source, x, y, xt, yt, drifts={"rotation": (0, 90)}, **kw)
+    assert list(swept.columns) == ["drift", "strength", "method", "lr", "seed", "accuracy",
+                                   "steps", "val_accuracy", "seconds"]
+    assert len(every) == 2 * 2 * 2 * 2 and len(swept) == 2 * 2 * 2
+    assert list(swept.strength) == [0] * 4 + [90] * 4  # condition by condition
+    for (strength, method), rows in every.groupby(["strength", "method"]):
+        means = rows.groupby("lr", sort=False).val_accuracy.mean()
+        kept = swept[(swept.strength == strength) & (swept.method == method)]
+        assert set(kept.lr) == {means.idxmax()}
+    plain = transfer.compare(tiny_source, x, y, xt, yt, recipes=recipes, budgets=(2,),
+                             seeds=(0, 1), steps=None, validation=(xv, yv), lrs=grid,
+                             stopping=rule)
+    at_zero = swept[swept.strength == 0].reset_index(drop=True)
+    for column in ("method", "lr", "accuracy", "steps", "val_accuracy"):
+        np.testing.assert_array_equal(at_zero[column], plain[column])
+    with pytest.raises(ValueError, match="validation"):
+        drift.sweep(tiny_source, x, y, xt, yt, drifts={"rotation": (0,)}, recipes=recipes,
+                    steps=2, lrs=grid)
+    with pytest.raises(ValueError, match="all_rates"):
+        drift.sweep(tiny_source, x, y, xt, yt, drifts={"rotation": (0,)}, recipes=recipes,
+                    steps=2, all_rates=True)
+
+
 @pytest.mark.parametrize("kwargs, word", [
     ({"drifts": {}}, "drifts"),
     ({"drifts": {"blur": (1,)}}, "kind"),

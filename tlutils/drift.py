@@ -90,7 +90,9 @@ def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: n
           budget: int = 10, seeds: Sequence[int] = (0, 1, 2), steps: int | None = 100,
           batch_size: int = 32, drift_seed: int = 0,
           validation: tuple[np.ndarray, np.ndarray] | None = None,
-          stopping: engine.Stopping | None = None, verbose: bool = False) -> pd.DataFrame:
+          lrs: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+          stopping: engine.Stopping | None = None, all_rates: bool = False,
+          verbose: bool = False) -> pd.DataFrame:
     """Train every recipe on the drifted target at every strength and seed; score it on the
     equally drifted test set (chapter 05, "Generalisation and negative transfer").
 
@@ -100,10 +102,15 @@ def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: n
     labelled examples per class drawn per seed, ``steps`` gradient steps per run). With a
     ``validation`` set ``(x_val, y_val)``, drifted like the test set, and a ``stopping`` rule
     (:class:`tlutils.engine.Stopping`, with ``steps=None``) every run stops when its
-    validation accuracy stops improving; each recipe trains at its own ``lr``.
+    validation accuracy stops improving; each recipe trains at its own ``lr``, or, with
+    ``lrs`` (one grid, or a dict recipe name -> grid, as in ``compare``), at the rate of its
+    grid with the best mean validation accuracy *at each drift condition*
+    (:func:`tlutils.engine.run_grid`; the test set plays no part).
 
     Returns a tidy DataFrame: ``drift, strength, method, seed, accuracy, seconds``, plus
-    ``steps`` and ``val_accuracy`` with a validation set.
+    ``steps`` and ``val_accuracy`` with a validation set and ``lr`` with ``lrs``: the runs
+    at the chosen rates, or (``all_rates=True``) every run of the grids with a boolean
+    column ``chosen``.
     """
     table = transfer.recipes_table(recipes)
     checks.model(source, "source")
@@ -118,6 +125,13 @@ def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: n
     x_val, y_val = checks.validation(validation)
     if x_val is not None:
         checks.images("x_val", x_val)
+    if lrs is not None and x_val is None:
+        raise ValueError("choosing learning rates (lrs) needs a validation set: pass "
+                         "validation=(x_val, y_val), never the test set")
+    grid = transfer._lr_grid(table, lrs) if lrs is not None else None
+    if not isinstance(all_rates, bool) or (all_rates and grid is None):
+        raise ValueError(f"all_rates must be True or False, and True only with lrs; got "
+                         f"{all_rates!r}")
 
     # The drifted datasets, made once and shared by every recipe and seed. Pool, test and
     # validation get different random draws (seeds drift_seed, + 1 and + 2).
@@ -130,10 +144,22 @@ def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: n
              for kind, strengths in levels.items() for s in strengths]
     n_classes = int(max(y_pool.max(), y_test.max())) + 1
     trainees = {name: recipe.trainee(source, n_classes, seeds) for name, recipe in table.items()}
-    results = engine.run(trainees, tasks, steps=steps, stopping=stopping,
-                         batch_size=batch_size, verbose=verbose)
     extra = ["steps", "val_accuracy"] if validation is not None else []
-    return results[["drift", "strength", "method", "seed", "accuracy", *extra, "seconds"]]
+    if grid is None:
+        results = engine.run(trainees, tasks, steps=steps, stopping=stopping,
+                             batch_size=batch_size, verbose=verbose)
+        return results[["drift", "strength", "method", "seed", "accuracy", *extra, "seconds"]]
+    results = engine.run_grid(trainees, tasks, grid, steps=steps, stopping=stopping,
+                              batch_size=batch_size, verbose=verbose)
+    # Condition by condition, in the order of ``drifts``; methods and rates as run.
+    rank = {(t.columns["drift"], t.columns["strength"]): i for i, t in enumerate(tasks)}
+    order = np.argsort([rank[key] for key in zip(results.drift, results.strength)],
+                       kind="stable")
+    results = results.iloc[order].reset_index(drop=True)
+    columns = ["drift", "strength", "method", "lr", "seed", "accuracy", *extra, "seconds"]
+    if all_rates:
+        return results[[*columns, "chosen"]]
+    return results[results.chosen][columns].reset_index(drop=True)
 
 
 def gain_table(results: pd.DataFrame, *, baseline: str = "scratch",

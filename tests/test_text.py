@@ -2,9 +2,10 @@ import importlib.util
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from tlutils import config, data, text, zoo
+from tlutils import config, data, engine, text, zoo
 
 MISSING = "tlutils_no_such_model_package"
 
@@ -210,6 +211,81 @@ def test_fine_tune_grid_is_seeded_and_shaped(enc):
         text.fine_tune_grid(model, x, y, x, y, budgets=(0,))
     with pytest.raises(ValueError, match="steps"):
         text.fine_tune_grid(model, x, y, x, y, steps=0)
+
+
+def _topic_like(n_per_class, seed):
+    """Tiny features with a learnable signal, shaped like TextEncoder.features."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n_per_class)
+    x = rng.normal(size=(len(y), 5, 385)).astype(np.float32)
+    x[..., -1] = 1.0
+    x[..., :3] += np.eye(3, dtype=np.float32)[y][:, None, :] * 1.5
+    return x, y
+
+
+def test_fine_tune_grid_chooses_the_rate_on_validation_only(enc):
+    x, y = _topic_like(8, 0)
+    x_val, y_val = _topic_like(6, 1)
+    x_test, y_test = _topic_like(6, 2)
+    model = text.top_classifier(enc, 3, blocks=0)
+    kwargs = dict(budgets=(2, 4), seeds=(0, 1), steps=4, lrs=(1e-4, 3e-2, 1.0),
+                  validation=(x_val, y_val))
+    runs = text.fine_tune_grid(model, x, y, x_test, y_test, all_rates=True, **kwargs)
+    assert list(runs.columns) == ["method", "budget", "lr", "seed", "accuracy", "steps",
+                                  "val_accuracy", "seconds", "chosen"]
+    assert len(runs) == 2 * 2 * 3 and (runs.steps == 4).all()
+    for _, part in runs.groupby("budget"):
+        mean_val = part.groupby("lr", sort=False).val_accuracy.mean()
+        assert set(part[part.chosen].lr) == {mean_val.idxmax()}  # first best on ties
+        assert part.chosen.sum() == 2
+    # The default output is the chosen runs, without the flag.
+    chosen = text.fine_tune_grid(model, x, y, x_test, y_test, **kwargs)
+    expected = runs[runs.chosen].drop(columns=["chosen", "seconds"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(chosen.drop(columns="seconds"), expected)
+    # The test set plays no part: scrambled test labels change only the test accuracy.
+    scrambled = text.fine_tune_grid(model, x, y, x_test, np.roll(y_test, 5), **kwargs)
+    for column in ("budget", "lr", "seed", "steps", "val_accuracy"):
+        np.testing.assert_array_equal(scrambled[column], chosen[column])
+
+
+def test_fine_tune_grid_stopping_rule_and_choose_at(enc):
+    x, y = _topic_like(8, 0)
+    x_val, y_val = _topic_like(6, 1)
+    model = text.top_classifier(enc, 3, blocks=0)
+    rule = engine.Stopping(every=2, max_steps=6, patience=1)
+    runs = text.fine_tune_grid(model, x, y, x, y, budgets=(2, 4), seeds=(0,), steps=None,
+                               stopping=rule, lrs=(1e-3, 1e-1), choose_at=4,
+                               validation=(x_val, y_val), all_rates=True)
+    assert set(runs.steps) <= {2, 4, 6}
+    assert len(runs[runs.budget == 4]) == 2 and len(runs[runs.budget == 2]) == 1
+    assert runs[runs.budget == 2].lr.iloc[0] == runs[(runs.budget == 4) & runs.chosen].lr.iloc[0]
+
+
+def test_fine_tune_grid_rejects_bad_protocols(enc):
+    x, y = _topic_like(4, 0)
+    model = text.top_classifier(enc, 3, blocks=0)
+    rule = engine.Stopping(every=2, max_steps=4)
+    val = (x, y)
+    bad = [
+        (dict(lrs=(1e-3, 1e-2)), "validation"),  # choosing a rate without validation
+        (dict(steps=None, stopping=rule), "validation"),  # stopping without validation
+        (dict(stopping=rule, validation=val), "steps"),  # steps and stopping
+        (dict(steps=None, validation=val), "steps"),  # neither
+        (dict(stopping="early", steps=None, validation=val), "stopping"),
+        (dict(lrs=(), validation=val), "lrs"),
+        (dict(lrs=(1e-3, 0.0), validation=val), "lrs"),
+        (dict(lrs=(1e-3, 1e-3), validation=val), "lrs"),
+        (dict(choose_at=3, lrs=(1e-3,), validation=val), "choose_at"),
+        (dict(choose_at=2), "choose_at"),
+        (dict(validation=(x,)), "validation"),
+        (dict(validation=(x, y[:-1])), "y_val"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(seeds=(0, 0)), "seeds"),
+        (dict(all_rates="yes", validation=val), "all_rates"),
+    ]
+    for kwargs, name in bad:
+        with pytest.raises(ValueError, match=name):
+            text.fine_tune_grid(model, x, y, x, y, budgets=(2,), **kwargs)
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -41,6 +42,9 @@ import pandas as pd
 import tensorflow as tf
 
 from tlutils import checks, config, io, train
+
+if TYPE_CHECKING:
+    from tlutils import engine
 
 __all__ = [
     "DISTRIBUTION",
@@ -565,22 +569,51 @@ def _fresh_head(model, seed: int) -> None:
 
 def fine_tune_grid(model: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray,
                    x_test: np.ndarray, y_test: np.ndarray, *, budgets: Sequence[int] = (2, 8, 32),
-                   seeds: Sequence[int] = (0, 1, 2), steps: int = 30, batch_size: int = 16,
-                   lr: float = 1e-3, lr_multipliers: Mapping[str, float] | None = None,
+                   seeds: Sequence[int] = (0, 1, 2), steps: int | None = 30,
+                   batch_size: int = 16, lr: float = 1e-3,
+                   lr_multipliers: Mapping[str, float] | None = None,
+                   validation: tuple[np.ndarray, np.ndarray] | None = None,
+                   lrs: Sequence[float] | None = None,
+                   stopping: engine.Stopping | None = None,
+                   choose_at: int | None = None, all_rates: bool = False,
                    method: str = "fine_tune", strategy: tf.distribute.Strategy | None = None,
                    verbose: bool = False) -> pd.DataFrame:
     """Fine-tune ``model`` (from :func:`top_classifier`) at every label budget (examples per
     class) for every seed, and score each run on the test set (chapter 05).
 
-    Every run starts from the weights ``model`` has now, with a fresh seeded head, and takes
-    ``steps`` Adam steps on ``data.few_shot(x_pool, y_pool, budget, seed)``, the same
-    sentences any other method gets for that budget and seed. ``lr_multipliers`` scales the
-    learning rate per layer name (e.g. ``{"transformer_layer_5": 0.1}``: a low rate for the
-    pretrained block, the full rate for the new head). The model is compiled once and rewound
-    between runs by the comparison engine; afterwards it holds the last run's weights, so
-    build a fresh model for each grid. ``strategy``: a ``tf.distribute.Strategy`` the model
-    was built under (default: the current one).
-    Returns a tidy DataFrame ``method, budget, seed, accuracy, seconds``.
+    Every run starts from the weights ``model`` has now, with a fresh seeded head, and trains
+    with Adam on ``data.few_shot(x_pool, y_pool, budget, seed)``, the same sentences any other
+    method gets for that budget and seed. ``lr_multipliers`` scales the learning rate per
+    layer name (e.g. ``{"transformer_layer_5": 0.1}``: a low rate for the pretrained block,
+    the full rate ``lr`` for the new head).
+
+    By default every run takes the same ``steps`` at ``lr``. For a fair, converged comparison
+    (section 5.6, as section 4.3 does with :func:`tlutils.transfer.compare`) give a
+    ``validation`` set ``(x_val, y_val)``: labelled, disjoint from the test set (and from the
+    pool, or the budgets would draw validation sentences), and
+
+    * ``lrs``: a grid of base rates (the head's; ``lr_multipliers`` still scale them per
+      layer). Every budget runs at every rate and, per budget, the rate with the best mean
+      validation accuracy over seeds is kept (the test set plays no part;
+      :func:`tlutils.engine.run_grid`). With ``choose_at=b`` the grid runs at budget ``b``
+      only and the other budgets use the rate chosen there. Without ``lrs`` the grid is
+      ``[lr]``;
+    * ``stopping``: a :class:`tlutils.engine.Stopping` rule instead of a fixed step count
+      (pass ``steps=None``): each run trains in rounds, stops once validation accuracy stops
+      improving and is scored with the weights of its best round.
+
+    Choosing rates or stopping points without a validation set raises ValueError.
+
+    The model is compiled once and rewound between runs and rates by the comparison engine;
+    afterwards it holds the weights of the last run trained (the last budget's last seed;
+    with a grid and no ``choose_at``, at the grid's last rate; with ``stopping``, its best
+    round), so build a fresh model for each grid. ``strategy``: a
+    ``tf.distribute.Strategy`` the model was built under (default: the current one).
+
+    Returns a tidy DataFrame ``method, budget, seed, accuracy, seconds``; with a validation
+    set ``method, budget, lr, seed, accuracy, steps, val_accuracy, seconds``: the runs at the
+    chosen rates, or (``all_rates=True``) every run of the grid with a boolean column
+    ``chosen``.
     """
     from tlutils import engine, transfer
 
@@ -588,7 +621,35 @@ def fine_tune_grid(model: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray,
     if "head" not in [layer.name for layer in model.layers]:
         raise ValueError("model must have a layer named 'head' (build it with top_classifier)")
     budgets = checks.int_sequence("budgets", budgets, 1)
+    seeds = checks.seeds(seeds)
     lr = checks.number("lr", lr, low=0.0, strict=True)
+    batch_size = checks.int_at_least("batch_size", batch_size)
+    x_val, y_val = checks.validation(validation)
+    if stopping is not None:
+        checks.instance("stopping", stopping, engine.Stopping)
+    if steps is not None:
+        steps = checks.int_at_least("steps", steps)
+    if (steps is None) == (stopping is None):
+        raise ValueError("give steps or stopping, not both and not neither (pass steps=None "
+                         "with stopping)")
+    grid = [lr]
+    if lrs is not None:
+        grid = [checks.number("lrs", v, low=0.0, strict=True)
+                for v in checks.sequence("lrs", lrs)]
+        if len(set(grid)) != len(grid):
+            raise ValueError(f"lrs repeats a rate: {grid}")
+    if validation is None and (lrs is not None or stopping is not None):
+        raise ValueError("choosing learning rates (lrs) or stopping points (stopping) needs a "
+                         "validation set: pass validation=(x_val, y_val), never the test set")
+    if choose_at is not None:
+        if validation is None:
+            raise ValueError("choose_at needs a validation set (and a grid of lrs)")
+        if choose_at not in budgets:
+            raise ValueError(f"choose_at must be one of budgets {budgets}, got {choose_at!r}")
+    if not isinstance(all_rates, bool):
+        raise ValueError(f"all_rates must be True or False, got {all_rates!r}")
+    if not isinstance(method, str) or not method:
+        raise ValueError(f"method must be a non-empty string, got {method!r}")
     strategy = strategy or tf.distribute.get_strategy()
     if not isinstance(strategy, tf.distribute.Strategy):
         raise ValueError(f"strategy must be a tf.distribute.Strategy, got {strategy!r}")
@@ -609,10 +670,22 @@ def fine_tune_grid(model: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray,
             train.compile_model(m, lr=lr, optimizer=optimizer)
 
     trainee = engine.Trainee(build, seeds, compile=compile_)
-    tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget})
-             for budget in budgets]
-    results = engine.run({method: trainee}, tasks, steps=steps, batch_size=batch_size,
-                         verbose=verbose)
+    tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget},
+                         x_val=x_val, y_val=y_val) for budget in budgets]
+    if validation is None:
+        results = engine.run({method: trainee}, tasks, steps=steps, batch_size=batch_size,
+                             verbose=verbose)
+    else:
+        choose_on = next((t for t in tasks if t.budget == choose_at), None)
+        results = engine.run_grid({method: trainee}, tasks, {method: grid}, steps=steps,
+                                  stopping=stopping, choose_on=choose_on,
+                                  batch_size=batch_size, verbose=verbose)
+        order = {b: i for i, b in enumerate(budgets)}
+        results = results.sort_values("budget", key=lambda c: c.map(order), kind="stable")
+        front = ["method", "budget", "lr", "seed", "accuracy", "steps", "val_accuracy",
+                 "seconds"]
+        results = results[[*front, "chosen"]] if all_rates else results[results.chosen][front]
+        results = results.reset_index(drop=True)
     model.set_weights(trainee.model.get_weights())  # the last run's weights, as documented
     return results
 

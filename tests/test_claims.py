@@ -68,3 +68,21 @@ def test_verify_states_deterministic_claims_in_the_same_format(capsys, monkeypat
         claims.verify("x", 1)
     with pytest.raises(ValueError, match="claim"):
         claims.verify("", True)
+
+
+def test_per_seed_picks_one_run_per_seed_in_seed_order():
+    import numpy as np
+    import pandas as pd
+
+    table = pd.DataFrame({"method": ["a", "a", "b", "b", "a"], "budget": [1, 1, 1, 1, 10],
+                          "seed": [1, 0, 0, 1, 0], "accuracy": [0.2, 0.1, 0.3, 0.4, 0.9]})
+    np.testing.assert_array_equal(claims.per_seed(table, method="a", budget=1), [0.1, 0.2])
+    np.testing.assert_array_equal(claims.per_seed(table, "budget", method="b"), [1, 1])
+    with pytest.raises(ValueError, match="repeat a seed"):
+        claims.per_seed(table, method="a")
+    with pytest.raises(ValueError, match="no row"):
+        claims.per_seed(table, method="c")
+    with pytest.raises(ValueError, match="lr"):
+        claims.per_seed(table, lr=1e-3)
+    with pytest.raises(ValueError, match="table"):
+        claims.per_seed([0.1, 0.2], method="a")

@@ -27,8 +27,8 @@ import numpy as np
 
 from tlutils import checks
 
-__all__ = ["EXPECTATIONS", "ClaimFailed", "Verdict", "check", "compare", "report_only",
-           "verify"]
+__all__ = ["EXPECTATIONS", "ClaimFailed", "Verdict", "check", "compare", "per_seed",
+           "report_only", "verify"]
 
 #: What a claim may expect: ``a`` clearly higher, clearly lower, or no clear difference.
 EXPECTATIONS = ("a > b", "a < b", "no clear difference")
@@ -136,6 +136,34 @@ def verify(claim: str, holds: bool, *, evidence: str = "") -> bool:
     if not holds and not report_only():
         raise ClaimFailed(line)
     return bool(holds)
+
+
+def per_seed(table: object, column: str = "accuracy", **where: object) -> np.ndarray:
+    """The ``column`` of the rows of a tidy results ``table`` (a DataFrame with a ``seed``
+    column, as every comparison in the book returns) that match every ``where`` condition,
+    in seed order: one side of a claim (every chapter's claim cells), e.g.
+    ``per_seed(results, method="fine_tune", budget=10)``.
+
+    Raises ValueError if a column is missing, nothing matches, or a seed appears twice among
+    the matching rows (the conditions do not pick one run per seed).
+    """
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"table must be a pandas DataFrame, got {type(table).__name__}")
+    missing = [c for c in ("seed", column, *where) if c not in table.columns]
+    if missing:
+        raise ValueError(f"table has no column(s) {missing}; it has {list(table.columns)}")
+    keep = np.ones(len(table), dtype=bool)
+    for key, value in where.items():
+        keep &= (table[key] == value).to_numpy()
+    rows = table[keep]
+    if rows.empty:
+        raise ValueError(f"no row of table matches {where}")
+    if rows.seed.duplicated().any():
+        raise ValueError(f"the rows matching {where} repeat a seed: add a condition that "
+                         f"picks one run per seed")
+    return rows.sort_values("seed", kind="stable")[column].to_numpy()
 
 
 def report_only() -> bool:

@@ -194,8 +194,10 @@ def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_t
                                         num_classes=num_classes, seed=seed)
 
             grid = grids["scratch" if n == 0 else mode]
-            trainee = engine.Trainee(build, seeds,
-                                     compile=lambda m: train.compile_model(m, lr=grid[0]))
+            def compile_(m: keras.Model, lr: float = grid[0]) -> None:
+                train.compile_model(m, lr=lr)
+
+            trainee = engine.Trainee(build, seeds, compile=compile_)
             if x_val is None:
                 runs = engine.run({"run": trainee}, [task], steps=steps)
             else:

@@ -139,13 +139,14 @@ def _definition(nb: dict, name: str) -> str:
 
 
 def test_chapter_1_and_sections_4_3_and_4_4_run_one_comparison():
-    """One fact, one number (issue 13): chapter 1's learning curve and section 4.4's baselines
-    are section 4.3's comparison, with the same settings and the same call, cached so it is
-    trained once."""
+    """One fact, one number (issue 13): chapter 1's learning curve, section 4.4's baselines and
+    the FAQ's Q1 (chapter 6) are section 4.3's comparison, with the same settings and the same
+    call, cached so it is trained once."""
     fair = json.loads(
         (ROOT / "chapters/04_code_walkthrough/04_3_target_fine_tuning.ipynb").read_text())
     shared = ("BUDGETS", "SEEDS", "STEPS", "MAX_STEPS", "BODY_LRS", "HEAD_LRS", "CHOOSE_AT")
-    for other in ("01_background/01_background.ipynb", "04_code_walkthrough/04_4_evaluation.ipynb"):
+    for other in ("01_background/01_background.ipynb", "04_code_walkthrough/04_4_evaluation.ipynb",
+                  "06_faq/06_faq.ipynb"):
         nb = json.loads((ROOT / "chapters" / other).read_text())
         for full in (False, True):
             a, b = _parameters(nb, full), _parameters(fair, full)

@@ -268,3 +268,153 @@ def test_text_map_scores_reject_bad_input():
         zeroshot.text_map_scores(tm, feats, text, [0, 12])
     with pytest.raises(ValueError, match="features"):
         zeroshot.text_map_scores(tm, feats[:, :3], text, [0, 1])
+
+
+# --- the stopping rule and the class-split choice of steps (issue 13) -----------------------
+
+def _rule(every=10, max_steps=400, patience=3):
+    from tlutils import engine
+
+    return engine.Stopping(every=every, max_steps=max_steps, patience=patience)
+
+
+@pytest.mark.parametrize("objective", ["devise", "contrastive"])
+def test_training_continued_in_rounds_is_one_longer_run(objective):
+    text, feats, y = _world()
+    seen = y < 9
+    args = (feats[seen], y[seen], text, np.arange(12))
+    trainer = zeroshot._MapTrainer(feats[seen], y[seen], text.astype(np.float64),
+                                   np.arange(12), objective=objective, batch_size=128,
+                                   lr=0.01, l2=1e-4, margin=0.1, temperature=0.1, seed=4)
+    for n in (7, 1, 13):
+        trainer.advance(n)
+    once = zeroshot.fit_text_map(*args, objective=objective, steps=21, seed=4)
+    np.testing.assert_array_equal(trainer.text_map().weights, once.weights)
+    assert trainer.text_map().steps == once.steps == 21
+
+
+def test_fixed_steps_is_the_default_and_records_its_steps():
+    text, feats, y = _world()
+    default = zeroshot.fit_text_map(feats, y, text, np.arange(12))
+    explicit = zeroshot.fit_text_map(feats, y, text, np.arange(12), steps=300)
+    np.testing.assert_array_equal(default.weights, explicit.weights)
+    assert default.steps == 300 and default.curve == ()
+
+
+@pytest.mark.parametrize("objective", ["devise", "contrastive"])
+def test_a_stopping_rule_keeps_the_best_round_which_equals_one_run(objective):
+    text, feats, y = _world(noise=0.3)
+    train, val = y < 7, (y >= 7) & (y < 10)  # seen 0-6, pseudo-unseen 7-9; 10, 11 untouched
+    rule = _rule(every=5, max_steps=400, patience=3)
+    tm = zeroshot.fit_text_map(feats[train], y[train], text, np.arange(12), objective=objective,
+                               stopping=rule, validation=(feats[val], y[val]), seed=1)
+    steps = [s for s, _ in tm.curve]
+    accs = [a for _, a in tm.curve]
+    assert steps == list(range(5, 5 * len(steps) + 1, 5))
+    best = int(np.argmax(accs))  # the earliest best round
+    assert tm.steps == steps[best]
+    # the rule stopped `patience` rounds after the best one (the cap is not reached)
+    assert len(steps) == best + 1 + rule.patience and steps[-1] < rule.max_steps
+    assert all(a <= accs[best] for a in accs[best + 1:])
+    # the best round's map is exactly the map of one run of that many steps
+    again = zeroshot.fit_text_map(feats[train], y[train], text, np.arange(12),
+                                  objective=objective, steps=tm.steps, seed=1)
+    np.testing.assert_array_equal(tm.weights, again.weights)
+    val_classes = [7, 8, 9]
+    pred = np.array(val_classes)[zeroshot.text_map_scores(tm, feats[val], text,
+                                                          val_classes).argmax(1)]
+    assert np.mean(pred == y[val]) == pytest.approx(accs[best])
+
+
+def test_the_stopping_rule_stops_at_the_cap():
+    text, feats, y = _world(noise=0.3)
+    train, val = y < 7, (y >= 7) & (y < 10)
+    tm = zeroshot.fit_text_map(feats[train], y[train], text, np.arange(12),
+                               stopping=_rule(every=5, max_steps=10, patience=50),
+                               validation=(feats[val], y[val]))
+    assert [s for s, _ in tm.curve] == [5, 10]
+
+
+def test_choose_text_map_steps_uses_only_the_seen_classes():
+    text, feats, y = _world(noise=0.3)
+    unseen = [9, 10, 11]
+    seen = ~np.isin(y, unseen)
+    folds = [[0, 1, 2], [3, 4], [5, 6, 7, 8]]
+    rule = _rule(every=10, max_steps=1000, patience=3)
+    choice = zeroshot.choose_text_map_steps(feats[seen], y[seen], text, np.arange(12),
+                                            held_out=folds, stopping=rule,
+                                            lrs=(0.003, 0.01, 0.03), seed=2)
+    assert isinstance(choice, zeroshot.TextMapChoice)
+    assert len(choice.grid) == 3 and choice.lr in (0.003, 0.01, 0.03)
+    assert choice.val_accuracy == max(row[2] for row in choice.grid)
+    assert choice.steps % 10 == 0 and 0 < choice.steps <= choice.stopped < rule.max_steps
+    assert not choice.capped and choice.val_accuracy > 0.6
+    # the unseen classes' texts and images play no part in the choice
+    other = text.copy()
+    other[unseen] = np.random.default_rng(9).normal(size=(3, text.shape[1]))
+    same = zeroshot.choose_text_map_steps(feats[seen], y[seen], other, np.arange(12),
+                                          held_out=folds, stopping=rule,
+                                          lrs=(0.003, 0.01, 0.03), seed=2)
+    assert same == choice
+    # one fold may be given as a flat list; one rate is the default lr
+    one = zeroshot.choose_text_map_steps(feats[seen], y[seen], text, np.arange(12),
+                                         held_out=[3, 4], stopping=rule, lr=0.02)
+    assert one.lr == 0.02 and len(one.grid) == 1
+    tm = zeroshot.fit_text_map(feats[seen], y[seen], text, np.arange(12), steps=choice.steps,
+                               lr=choice.lr, seed=2)
+    pred = np.array(unseen)[zeroshot.text_map_scores(tm, feats[~seen], text, unseen).argmax(1)]
+    assert np.mean(pred == y[~seen]) > 0.6
+
+
+def test_a_capped_choice_says_so():
+    text, feats, y = _world(noise=0.3)
+    seen = y < 9
+    choice = zeroshot.choose_text_map_steps(feats[seen], y[seen], text, np.arange(12),
+                                            held_out=[[0, 1], [2, 3]],
+                                            stopping=_rule(every=5, max_steps=10, patience=5))
+    assert choice.capped and choice.stopped == 10
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"stopping": "early"}, "stopping"),
+    ({"stopping": "RULE"}, "steps"),
+    ({"stopping": "RULE", "validation": None, "steps": None}, "validation"),
+    ({"validation": "VAL", "steps": None}, "stopping"),
+    ({"stopping": "RULE", "steps": None, "validation": "OVERLAP"}, "validation"),
+    ({"stopping": "RULE", "steps": None, "validation": "ONE_CLASS"}, "validation"),
+    ({"stopping": "RULE", "steps": None, "validation": "NARROW"}, "validation"),
+])
+def test_fit_text_map_rejects_a_bad_stopping_setup(kwargs, name):
+    text, feats, y = _world()
+    train, val = y < 7, y >= 7
+    values = {"RULE": _rule(), "VAL": (feats[val], y[val]),
+              "OVERLAP": (feats[y >= 5], y[y >= 5]), "ONE_CLASS": (feats[y == 8], y[y == 8]),
+              "NARROW": (feats[val][:, :3], y[val])}
+    args = {"features": feats[train], "y": y[train], "embeddings": text,
+            "classes": np.arange(12), "steps": 50}
+    args.update({k: values.get(v, v) if isinstance(v, str) else v for k, v in kwargs.items()})
+    with pytest.raises(ValueError, match=name):
+        zeroshot.fit_text_map(**args)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    ({"held_out": []}, "held_out"),
+    ({"held_out": "01"}, "held_out"),
+    ({"held_out": [[0]]}, "held_out"),
+    ({"held_out": [[0, 0]]}, "held_out"),
+    ({"held_out": [[0, 10]]}, "held_out"),  # 10 is not a seen class
+    ({"held_out": [list(range(8))]}, "held_out"),  # leaves one class to train on
+    ({"stopping": 100}, "stopping"),
+    ({"lrs": []}, "lrs"),
+    ({"lrs": [0.01, -1.0]}, "lrs"),
+    ({"objective": "ridge"}, "objective"),
+    ({"seed": -1}, "seed"),
+])
+def test_choose_text_map_steps_rejects_bad_input(kwargs, name):
+    text, feats, y = _world()
+    seen = y < 9
+    args = {"features": feats[seen], "y": y[seen], "embeddings": text,
+            "classes": np.arange(12), "held_out": [[0, 1], [2, 3]], "stopping": _rule()}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        zeroshot.choose_text_map_steps(**args)

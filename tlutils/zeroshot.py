@@ -16,7 +16,9 @@ table: a few sentences per digit (:data:`DIGIT_DESCRIPTIONS`, or the bare
 :func:`text_embeddings` and averaged per class by :func:`class_embeddings`; a linear map
 from a frozen CNN's image features into that space is learned on the seen classes with
 DeViSE's rank loss or a toy CLIP contrastive loss (:func:`fit_text_map`), and an unseen
-digit is named by the nearest class embedding (:func:`text_map_scores`).
+digit is named by the nearest class embedding (:func:`text_map_scores`). How long to train
+the map (and at what learning rate) is chosen on a class split of the seen classes, never on
+the unseen ones (:func:`choose_text_map_steps`).
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ __all__ = ["ATTRIBUTES", "attribute_table", "build_attribute_model", "calibrated
            "dap_scores", "fit_attribute_model", "learnable", "predict_attributes",
            "unseen_split",
            # chapter 05, "From words to pictures"
-           "DIGIT_DESCRIPTIONS", "DIGIT_NAMES", "TextMap", "class_embeddings", "fit_text_map",
-           "text_embeddings", "text_map_scores"]
+           "DIGIT_DESCRIPTIONS", "DIGIT_NAMES", "TextMap", "TextMapChoice", "choose_text_map_steps",
+           "class_embeddings", "fit_text_map", "text_embeddings", "text_map_scores"]
 
 #: The attribute vocabulary: name -> what a reader checks on a handwritten digit. The seven
 #: position attributes follow the segments of a digital clock's display, read for
@@ -363,12 +365,16 @@ def class_embeddings(embeddings: np.ndarray, classes: Sequence[int] | np.ndarray
 class TextMap:
     """A linear map from image features into a text-embedding space, built by
     :func:`fit_text_map` (chapter 05, "From words to pictures"):
-    ``project(f) = ((f - mean) / scale) @ weights[:-1] + weights[-1]``."""
+    ``project(f) = ((f - mean) / scale) @ weights[:-1] + weights[-1]``. ``steps``: the Adam
+    steps it was trained for; ``curve``: under a stopping rule, ``(steps, validation
+    accuracy)`` after every round trained."""
 
     weights: np.ndarray
     mean: np.ndarray
     scale: np.ndarray
     objective: str
+    steps: int | None = None
+    curve: tuple[tuple[int, float], ...] = ()
 
     def project(self, features: np.ndarray) -> np.ndarray:
         """Image features ``(n, feature_dim)`` -> points in the text space, float32
@@ -424,10 +430,100 @@ def _one_blas_thread():
     return threadpool_limits(1, user_api="blas")
 
 
+class _MapTrainer:
+    """One map's training state: the weights, Adam's moments, the step count and the random
+    stream, so that training continued round after round is exactly one longer run."""
+
+    def __init__(self, f: np.ndarray, y: np.ndarray, z: np.ndarray, text_y: np.ndarray, *,
+                 objective: str, batch_size: int, lr: float, l2: float, margin: float,
+                 temperature: float, seed: int) -> None:
+        seen = np.unique(y)
+        self.objective, self.lr, self.l2 = objective, lr, l2
+        self.margin, self.temperature = margin, temperature
+        self.mean = f.mean(axis=0).astype(np.float64)
+        self.scale = f.std(axis=0).astype(np.float64) + 1e-6
+        self.h_all = np.concatenate([(f - self.mean) / self.scale, np.ones((len(f), 1))], axis=1)
+        keep = np.isin(text_y, seen)
+        self.z, text_y = z[keep], text_y[keep]
+        self.protos = class_embeddings(self.z, text_y).astype(np.float64)[seen]
+        self.y_idx = np.searchsorted(seen, y)  # seen classes renumbered 0..k-1
+        self.by_class = [np.flatnonzero(text_y == c) for c in seen]
+        self.rng = np.random.default_rng(seed)
+        self.w = self.rng.normal(0.0, 1.0 / np.sqrt(self.h_all.shape[1]),
+                                 size=(self.h_all.shape[1], self.z.shape[1]))
+        self.m, self.v = np.zeros_like(self.w), np.zeros_like(self.w)
+        self.b = min(batch_size, len(self.h_all))
+        self.steps = 0
+
+    def advance(self, steps: int) -> None:
+        """Train ``steps`` more Adam steps."""
+        beta1, beta2 = 0.9, 0.999
+        rng, w = self.rng, self.w
+        with _one_blas_thread():
+            for _ in range(steps):
+                self.steps += 1
+                step = self.steps
+                idx = rng.choice(len(self.h_all), size=self.b, replace=False)
+                h, yb = self.h_all[idx], self.y_idx[idx]
+                u = h @ w
+                if self.objective == "devise":
+                    g_u = _devise_grad(u, yb, self.protos, self.margin)
+                else:
+                    pick = np.array([self.by_class[k][rng.integers(len(self.by_class[k]))]
+                                     for k in yb])
+                    g_u = _contrastive_grad(u, yb, self.z[pick], self.temperature)
+                g = h.T @ g_u + self.l2 * w
+                self.m = beta1 * self.m + (1 - beta1) * g
+                self.v = beta2 * self.v + (1 - beta2) * g * g
+                w -= (self.lr * (self.m / (1 - beta1 ** step))
+                      / (np.sqrt(self.v / (1 - beta2 ** step)) + 1e-8))
+
+    def text_map(self, curve: tuple[tuple[int, float], ...] = ()) -> TextMap:
+        return TextMap(weights=self.w.astype(np.float32), mean=self.mean, scale=self.scale,
+                       objective=self.objective, steps=self.steps, curve=curve)
+
+
+def _zero_shot_accuracy(text_map: TextMap, features: np.ndarray, y: np.ndarray,
+                        class_emb: np.ndarray, classes: list[int]) -> float:
+    scores = text_map_scores(text_map, features, class_emb, classes)
+    return float(np.mean(np.asarray(classes)[scores.argmax(axis=1)] == y))
+
+
+def _check_stopping(stopping: object):
+    from tlutils import engine  # imports Keras: only when a stopping rule is asked for
+
+    return checks.instance("stopping", stopping, engine.Stopping)
+
+
+def _train_to_rule(trainers: Sequence[_MapTrainer], score: Callable[[], float],
+                   rule) -> tuple[int, float, tuple[tuple[int, float], ...], list[TextMap]]:
+    """Advance every trainer by ``rule.every`` steps per round and ``score()`` them after each
+    round, under ``rule`` (:class:`tlutils.engine.Stopping`: stop after ``patience`` rounds
+    without improvement, or at ``max_steps``; the best round is the earliest on ties).
+    Returns the best round's steps, its score, the curve ``((steps, score), ...)`` of every
+    round trained, and the trainers' maps at the best round."""
+    best, best_steps, wait, curve, maps = -np.inf, 0, 0, [], []
+    for _ in range(rule.max_steps // rule.every):
+        for trainer in trainers:
+            trainer.advance(rule.every)
+        value = float(score())
+        curve.append((trainers[0].steps, value))
+        if value > best:
+            best, best_steps, wait = value, trainers[0].steps, 0
+            maps = [trainer.text_map() for trainer in trainers]
+        else:
+            wait += 1
+            if wait >= rule.patience:
+                break
+    return best_steps, best, tuple(curve), maps
+
+
 def fit_text_map(features: np.ndarray, y: np.ndarray, embeddings: np.ndarray,
                  classes: Sequence[int] | np.ndarray, *, objective: str = "devise",
-                 steps: int = 300, batch_size: int = 128, lr: float = 0.01, l2: float = 1e-4,
-                 margin: float = 0.1, temperature: float = 0.1, seed: int = 0) -> TextMap:
+                 steps: int | None = None, batch_size: int = 128, lr: float = 0.01,
+                 l2: float = 1e-4, margin: float = 0.1, temperature: float = 0.1,
+                 seed: int = 0, validation: tuple[np.ndarray, np.ndarray] | None = None,
+                 stopping=None) -> TextMap:
     """Learn a linear map from image features into a text-embedding space from images of the
     *seen* classes only (chapter 05, "From words to pictures").
 
@@ -445,9 +541,18 @@ def fit_text_map(features: np.ndarray, y: np.ndarray, embeddings: np.ndarray,
       batch's cosine similarities over ``temperature`` pulls matching pairs together and
       pushes the others apart; pairs of the same class all count as matches.
 
-    Features are standardised, then a weight matrix (and bias) is trained by Adam for
-    ``steps`` mini-batches with weight decay ``l2``, in NumPy: the same ``seed`` gives the
-    same map. Classify with :func:`text_map_scores`.
+    Features are standardised, then a weight matrix (and bias) is trained by Adam with weight
+    decay ``l2``, in NumPy: the same ``seed`` gives the same map. Training runs either for
+    ``steps`` mini-batches (default 300), or, with ``stopping`` (a
+    :class:`tlutils.engine.Stopping`) and ``validation=(features_val, y_val)``, in rounds of
+    ``stopping.every`` steps until the zero-shot accuracy on the validation images (among
+    their own classes, which must be absent from ``y``: a *class split* of the seen classes,
+    never the real unseen ones) has not improved for ``stopping.patience`` rounds, or
+    ``stopping.max_steps``. The map returned is then the best round's, exactly the map that
+    ``steps=text_map.steps`` gives (rounds continue one run). ``TextMap.steps`` is the number
+    of steps trained; ``TextMap.curve`` the validation accuracy after each round. To choose
+    the steps (and the learning rate) on several class splits and retrain on every seen class,
+    use :func:`choose_text_map_steps`. Classify with :func:`text_map_scores`.
     """
     f, y = checks.xy(features, y, names=("features", "y"))
     f = checks.features("features", f)
@@ -459,7 +564,32 @@ def fit_text_map(features: np.ndarray, y: np.ndarray, embeddings: np.ndarray,
         raise ValueError(f"classes has no text for the classes {missing} present in y")
     if len(seen) < 2:
         raise ValueError("y must hold at least two classes")
-    steps = checks.int_at_least("steps", steps)
+    fixed_steps = 300
+    if stopping is None:
+        if validation is not None:
+            raise ValueError("validation needs a stopping rule: pass stopping= too")
+        if steps is not None:
+            fixed_steps = checks.int_at_least("steps", steps)
+    else:
+        rule = _check_stopping(stopping)
+        if steps is not None:
+            raise ValueError("steps and stopping: give one of the two (the stopping rule "
+                             "chooses the steps)")
+        if validation is None:
+            raise ValueError("stopping needs validation=(features_val, y_val), images of "
+                             "classes absent from y")
+        f_val, y_val = checks.validation(validation)
+        f_val = checks.features("x_val", f_val)
+        if f_val.shape[1] != f.shape[1]:
+            raise ValueError(f"validation features must have {f.shape[1]} columns, got "
+                             f"{f_val.shape[1]}")
+        val_classes = np.unique(y_val).astype(np.int64).tolist()
+        if len(val_classes) < 2 or set(val_classes) & set(seen.tolist()):
+            raise ValueError(f"validation must hold images of at least two classes absent "
+                             f"from y (a class split), got classes {val_classes}")
+        if set(val_classes) - set(text_y.tolist()):
+            raise ValueError(f"classes has no text for the validation classes "
+                             f"{sorted(set(val_classes) - set(text_y.tolist()))}")
     batch_size = checks.int_at_least("batch_size", batch_size, 2)
     lr = checks.number("lr", lr, low=0.0, strict=True)
     l2 = checks.number("l2", l2, low=0.0)
@@ -467,35 +597,128 @@ def fit_text_map(features: np.ndarray, y: np.ndarray, embeddings: np.ndarray,
     temperature = checks.number("temperature", temperature, low=0.0, strict=True)
     seed = checks.int_at_least("seed", seed, 0)
 
-    mean = f.mean(axis=0).astype(np.float64)
-    scale = f.std(axis=0).astype(np.float64) + 1e-6
-    h_all = np.concatenate([(f - mean) / scale, np.ones((len(f), 1))], axis=1)
-    keep = np.isin(text_y, seen)
-    z, text_y = z[keep], text_y[keep]
-    protos = class_embeddings(z, text_y).astype(np.float64)[seen]
-    y_idx = np.searchsorted(seen, y)            # seen classes renumbered 0..k-1
-    by_class = [np.flatnonzero(text_y == c) for c in seen]
+    trainer = _MapTrainer(f, y, z, text_y, objective=objective, batch_size=batch_size, lr=lr,
+                          l2=l2, margin=margin, temperature=temperature, seed=seed)
+    if stopping is None:
+        trainer.advance(fixed_steps)
+        return trainer.text_map()
+    class_emb = class_embeddings(z, text_y)
 
-    rng = np.random.default_rng(seed)
-    w = rng.normal(0.0, 1.0 / np.sqrt(h_all.shape[1]), size=(h_all.shape[1], z.shape[1]))
-    m, v = np.zeros_like(w), np.zeros_like(w)
-    beta1, beta2 = 0.9, 0.999
-    b = min(batch_size, len(h_all))
-    with _one_blas_thread():
-        for step in range(1, steps + 1):
-            idx = rng.choice(len(h_all), size=b, replace=False)
-            h, yb = h_all[idx], y_idx[idx]
-            u = h @ w
-            if objective == "devise":
-                g_u = _devise_grad(u, yb, protos, margin)
-            else:
-                pick = np.array([by_class[k][rng.integers(len(by_class[k]))] for k in yb])
-                g_u = _contrastive_grad(u, yb, z[pick], temperature)
-            g = h.T @ g_u + l2 * w
-            m = beta1 * m + (1 - beta1) * g
-            v = beta2 * v + (1 - beta2) * g * g
-            w -= lr * (m / (1 - beta1 ** step)) / (np.sqrt(v / (1 - beta2 ** step)) + 1e-8)
-    return TextMap(weights=w.astype(np.float32), mean=mean, scale=scale, objective=objective)
+    def score() -> float:
+        return _zero_shot_accuracy(trainer.text_map(), f_val, y_val, class_emb, val_classes)
+
+    _, _, curve, (best,) = _train_to_rule([trainer], score, rule)
+    return TextMap(weights=best.weights, mean=best.mean, scale=best.scale,
+                   objective=objective, steps=best.steps, curve=curve)
+
+
+@dataclass(frozen=True)
+class TextMapChoice:
+    """The training settings :func:`choose_text_map_steps` chose on a class split of the seen
+    classes (chapter 05, "From words to pictures"): ``steps`` and ``lr`` to pass to
+    :func:`fit_text_map`, the mean pseudo-unseen accuracy ``val_accuracy`` they reached,
+    ``stopped`` (the steps trained when the rule stopped that run), the rule's ``max_steps``,
+    and ``grid``: one row ``(lr, steps, val_accuracy, stopped)`` per learning rate tried."""
+
+    steps: int
+    lr: float
+    val_accuracy: float
+    stopped: int
+    max_steps: int
+    grid: tuple[tuple[float, int, float, int], ...]
+
+    @property
+    def capped(self) -> bool:
+        """Whether any run of the grid reached ``max_steps`` (the cap should be one no run
+        reaches: then every run was stopped by the rule, not by the cap)."""
+        return any(row[3] >= self.max_steps for row in self.grid)
+
+
+def _check_folds(held_out: object, seen: list[int]) -> list[list[int]]:
+    if isinstance(held_out, (str, bytes)) or not isinstance(held_out, Sequence) or not held_out:
+        raise ValueError(f"held_out must be a non-empty sequence of folds (each a sequence of "
+                         f"seen classes), got {held_out!r}")
+    if all(isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in held_out):
+        held_out = [held_out]  # one fold
+    folds = []
+    for fold in held_out:
+        if (isinstance(fold, (str, bytes)) or not isinstance(fold, (Sequence, np.ndarray))
+                or not all(isinstance(c, (int, np.integer)) and not isinstance(c, bool)
+                           for c in fold)):
+            raise ValueError(f"held_out must hold folds of class indices, got {fold!r}")
+        out = [int(c) for c in fold]
+        if (len(out) < 2 or len(set(out)) != len(out) or not set(out) <= set(seen)
+                or len(seen) - len(out) < 2):
+            raise ValueError(f"held_out: each fold must hold at least two distinct classes "
+                             f"of y and leave at least two to train on, got {fold!r} with "
+                             f"classes {seen} in y")
+        folds.append(out)
+    return folds
+
+
+def choose_text_map_steps(features: np.ndarray, y: np.ndarray, embeddings: np.ndarray,
+                          classes: Sequence[int] | np.ndarray, *,
+                          held_out: Sequence[Sequence[int]], stopping,
+                          lrs: Sequence[float] | None = None, objective: str = "devise",
+                          batch_size: int = 128, lr: float = 0.01, l2: float = 1e-4,
+                          margin: float = 0.1, temperature: float = 0.1,
+                          seed: int = 0) -> TextMapChoice:
+    """Choose :func:`fit_text_map`'s number of steps (and learning rate) on a *class split* of
+    the seen classes, the zero-shot validation of Xian et al. (2018), so that the unseen
+    classes and the test images play no part in the choice (chapter 05, "From words to
+    pictures").
+
+    ``features``, ``y`` are the seen classes' training images; ``held_out`` is a list of
+    folds, each a few seen classes (at least two) to treat as pseudo-unseen. For each fold a
+    map is trained on the other seen classes' images and scored by zero-shot accuracy on the
+    fold's images among the fold's classes; the folds train side by side in rounds, and
+    ``stopping`` (a :class:`tlutils.engine.Stopping`) is applied to their mean accuracy after
+    each round. Each learning rate in ``lrs`` (default ``(lr,)``) is run so; the one whose best
+    round scores highest wins (the first in ``lrs`` on ties). The other arguments are
+    :func:`fit_text_map`'s. Retrain on every seen class with the choice:
+    ``fit_text_map(..., steps=choice.steps, lr=choice.lr)``.
+    """
+    f, y = checks.xy(features, y, names=("features", "y"))
+    f = checks.features("features", f)
+    z, text_y = _check_text_rows(embeddings, classes)
+    checks.one_of("objective", objective, _OBJECTIVES)
+    seen = np.unique(y).astype(np.int64).tolist()
+    missing = sorted(set(seen) - set(text_y.tolist()))
+    if missing:
+        raise ValueError(f"classes has no text for the classes {missing} present in y")
+    folds = _check_folds(held_out, seen)
+    rule = _check_stopping(stopping)
+    grid = [lr] if lrs is None else checks.sequence("lrs", lrs)
+    grid = [checks.number("lrs", v, low=0.0, strict=True) for v in grid]
+    batch_size = checks.int_at_least("batch_size", batch_size, 2)
+    l2 = checks.number("l2", l2, low=0.0)
+    margin = checks.number("margin", margin, low=0.0, strict=True)
+    temperature = checks.number("temperature", temperature, low=0.0, strict=True)
+    seed = checks.int_at_least("seed", seed, 0)
+
+    class_emb = class_embeddings(z, text_y)
+    parts = []
+    for fold in folds:
+        out = np.isin(y, fold)
+        parts.append((f[~out], y[~out], f[out], y[out], fold))
+    rows = []
+    for rate in grid:
+        trainers = [_MapTrainer(f_tr, y_tr, z, text_y, objective=objective,
+                                batch_size=batch_size, lr=rate, l2=l2, margin=margin,
+                                temperature=temperature, seed=seed)
+                    for f_tr, y_tr, _, _, _ in parts]
+
+        def score(trainers=trainers) -> float:
+            return float(np.mean([_zero_shot_accuracy(t.text_map(), f_val, y_val, class_emb,
+                                                      fold)
+                                  for t, (_, _, f_val, y_val, fold) in zip(trainers, parts)]))
+
+        steps, value, curve, _ = _train_to_rule(trainers, score, rule)
+        rows.append((rate, steps, value, curve[-1][0]))
+    best = max(range(len(rows)), key=lambda i: (rows[i][2], -i))
+    rate, steps, value, stopped = rows[best]
+    return TextMapChoice(steps=steps, lr=rate, val_accuracy=value, stopped=stopped,
+                         max_steps=rule.max_steps, grid=tuple(rows))
 
 
 def text_map_scores(text_map: TextMap, features: np.ndarray, class_emb: np.ndarray,

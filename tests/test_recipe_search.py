@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tlutils import models, recipe_search
+from tlutils import engine, models, recipe_search
 from tlutils.recipe_search import Choice, Trainer
 
 
@@ -175,3 +175,111 @@ def test_search_rejects_bad_input(trainer):
         recipe_search.search(trainer, x, y, [Choice()], x_test=x)
     with pytest.raises(ValueError, match="val_fraction"):
         recipe_search.search(trainer, x, y, [Choice()], val_fraction=1.5)
+
+
+# ----------------------------------------------------------------- the stopping rule
+def _noisy_data(n: int = 60, seed: int = 0):
+    """Two noisy classes (the top rows a little brighter in class 1) that take some steps to
+    separate, so validation accuracy climbs over several rounds."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    x = rng.uniform(0.0, 1.0, size=(n, 8, 8, 1)).astype(np.float32)
+    x[:, :4] += 0.3 * y[:, None, None, None]
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def test_run_to_rule_stops_at_its_best_round_and_equals_one_longer_run(trainer):
+    x, y = _noisy_data(60)
+    xv, yv = _noisy_data(40, seed=1)
+    rule = engine.Stopping(every=4, max_steps=80, patience=2)
+    choice = Choice("source", 0, 1e-2)
+    steps_before = trainer.steps
+    model, used, val_acc = trainer.run_to_rule(choice, x, y, xv, yv, stopping=rule, seed=3)
+    trained = trainer.steps - steps_before
+    assert used % rule.every == 0 and 0 < used <= trained <= rule.max_steps
+    assert 2 * rule.every <= used < trained  # rounds carried over, and rounds rewound
+    stopped = [w.copy() for w in model.get_weights()]
+    assert val_acc == np.mean(np.argmax(model(xv, training=False), -1) == yv)
+    # Round r of the rule is bit for bit a fixed run of r * every steps.
+    fixed = trainer.run(choice, x, y, steps=used, seed=3).get_weights()
+    for a, b in zip(stopped, fixed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_run_to_rule_stops_after_patience_rounds_without_improvement(trainer):
+    x, y = _easy_data(60)
+    xv, yv = _easy_data(20, seed=1)
+    rule = engine.Stopping(every=5, max_steps=200, patience=2)
+    steps_before = trainer.steps
+    _, used, val_acc = trainer.run_to_rule(Choice("source", 0, 3e-2), x, y, xv, yv,
+                                          stopping=rule, seed=0)
+    assert val_acc == 1.0  # the easy task is learnt, and nothing can beat that
+    assert trainer.steps - steps_before == used + rule.patience * rule.every
+
+
+def test_run_to_rule_with_everything_frozen_trains_nothing(trainer):
+    x, y = _easy_data()
+    steps_before = trainer.steps
+    model, used, val_acc = trainer.run_to_rule(
+        Choice("source", len(trainer.layers), 1e-2), x, y, x, y,
+        stopping=engine.Stopping(every=5, max_steps=20), seed=0)
+    assert used == 0 and trainer.steps == steps_before
+    for a, b in zip(trainer.source.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_run_to_rule_rejects_bad_input(trainer):
+    x, y = _easy_data()
+    rule = engine.Stopping(every=5, max_steps=20)
+    with pytest.raises(ValueError, match="stopping"):
+        trainer.run_to_rule(Choice(), x, y, x, y, stopping=20)
+    with pytest.raises(ValueError, match="y_val"):
+        trainer.run_to_rule(Choice(), x, y, x, y + 5, stopping=rule)
+    with pytest.raises(ValueError, match="x_val"):
+        trainer.run_to_rule(Choice(), x, y, x[:3], y, stopping=rule)
+    with pytest.raises(ValueError, match="choice"):
+        trainer.run_to_rule("fine_tune", x, y, x, y, stopping=rule)
+
+
+def test_search_with_stopping_ranks_best_rounds_and_refits_for_their_steps(trainer):
+    x, y = _noisy_data(60)
+    xt, yt = _noisy_data(30, seed=2)
+    rule = engine.Stopping(every=4, max_steps=80, patience=2)
+    choices = [Choice("source", 0, 1e-9), Choice("source", 0, 3e-2), Choice("scratch", 0, 1e-2)]
+    before = trainer.steps
+    result = recipe_search.search(trainer, x, y, choices, stopping=rule, seed=1,
+                                  x_test=xt, y_test=yt)
+    t = result.table
+    assert list(t.columns) == ["choice", "init", "freeze", "lr", "steps", "train_accuracy",
+                               "val_accuracy", "val_loss", "test_accuracy"]
+    assert (t["steps"] % rule.every == 0).all() and (t["steps"] <= rule.max_steps).all()
+    ranked = t.sort_values(["val_accuracy", "val_loss"], ascending=[False, True], kind="stable")
+    assert result.best.name == ranked["choice"].iloc[0]
+    assert result.steps == ranked["steps"].iloc[0]
+    assert result.cost["runs"] == len(choices) + 1
+    assert trainer.steps - before == result.cost["steps"] >= t["steps"].sum() + result.steps
+    # The refit is a fixed run of the winner's steps on every labelled example.
+    again = trainer.run(result.best, x, y, steps=result.steps, seed=1)
+    assert result.test_accuracy == np.mean(np.argmax(again(xt, training=False), -1) == yt)
+
+
+def test_search_with_fixed_steps_is_unchanged(trainer):
+    x, y = _easy_data(60)
+    result = recipe_search.search(trainer, x, y, [Choice("source", 0, 3e-2)], steps=30)
+    assert list(result.table.columns) == ["choice", "init", "freeze", "lr", "train_accuracy",
+                                          "val_accuracy", "val_loss"]
+    assert result.steps == 30 and result.cost["steps"] == 2 * 30
+
+
+def test_search_takes_steps_or_stopping(trainer):
+    x, y = _easy_data()
+    rule = engine.Stopping(every=5, max_steps=20)
+    # Neither: the fixed budget of 100 steps it has always had.
+    default = recipe_search.search(trainer, x, y, [Choice()], refit=False)
+    assert default.cost["steps"] == 100
+    with pytest.raises(ValueError, match="steps or stopping"):
+        recipe_search.search(trainer, x, y, [Choice()], steps=10, stopping=rule)
+    with pytest.raises(ValueError, match="stopping"):
+        recipe_search.search(trainer, x, y, [Choice()], stopping=5)
+    with pytest.raises(ValueError, match="steps"):
+        recipe_search.search(trainer, x, y, [Choice()], steps=-1)

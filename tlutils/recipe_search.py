@@ -11,6 +11,11 @@ Every candidate trains the *same* Keras model, compiled once: a frozen layer is 
 gradient is multiplied by zero, so Adam never moves it (its moment estimates stay at zero).
 That skips a compile per candidate (about 2 s each on a CPU) and makes a search of ten
 candidates cost ten short training runs, which :class:`Trainer` counts.
+
+Each candidate trains either for a fixed number of ``steps`` or under a stated stopping rule
+(``stopping=tlutils.engine.Stopping(...)``, as in :func:`tlutils.engine.run`): in rounds,
+scored on the held-out part after each round, stopped when that score stops improving, and
+kept at its best round (:meth:`Trainer.run_to_rule`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tlutils import checks, data, models, train
+from tlutils import checks, data, engine, models, train
 from tlutils.transfer import make_target
 
 __all__ = ["Choice", "SearchResult", "Trainer", "fixed_recipes", "grid", "search"]
@@ -103,9 +108,11 @@ class Trainer:
     frozen layers, trains ``steps`` Adam steps on shuffled mini-batches and returns the model
     (the same object every time: read what you need before the next run). ``keep_head`` keeps
     the source's output layer (same label set); otherwise each seed gets a fresh head.
+    ``run_to_rule(choice, x, y, x_val, y_val, stopping=, seed=)`` trains the same run in
+    rounds under a :class:`tlutils.engine.Stopping` rule instead.
 
-    The counters ``runs``, ``steps`` and ``cpu_seconds`` (process CPU time spent in ``run``)
-    add up the cost of everything trained so far; :meth:`cost` returns them.
+    The counters ``runs``, ``steps`` and ``cpu_seconds`` (process CPU time spent in ``run`` and
+    ``run_to_rule``) add up the cost of everything trained so far; :meth:`cost` returns them.
     """
 
     def __init__(self, source: keras.Model, *, num_classes: int | None = None,
@@ -173,10 +180,68 @@ class Trainer:
     def run(self, choice: Choice, x: np.ndarray, y: np.ndarray, *, steps: int = 100,
             seed: int = 0) -> keras.Model:
         """Train ``choice`` on ``(x, y)`` for ``steps`` mini-batch steps; return the model."""
+        steps = checks.int_at_least("steps", steps, 0)
+        start = time.process_time()
+        x, y = self._rewind(choice, x, y, seed)
+        if steps and choice.freeze < len(self.layers):
+            self.train_batches(x, y, self.batch_indices(len(y), steps, seed))
+            self.steps += steps
+        self.runs += 1
+        self.cpu_seconds += time.process_time() - start
+        return self.model
+
+    def run_to_rule(self, choice: Choice, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
+                    y_val: np.ndarray, *, stopping: engine.Stopping,
+                    seed: int = 0) -> tuple[keras.Model, int, float]:
+        """Train ``choice`` on ``(x, y)`` under a stated stopping rule (section 5.3, as
+        :func:`tlutils.engine.run` does with ``stopping``); return ``(model, steps,
+        val_accuracy)``.
+
+        Training goes in rounds of ``stopping.every`` steps; after each round the model is
+        scored on ``(x_val, y_val)`` (accuracy); training stops once ``stopping.patience``
+        rounds in a row bring no improvement, or at ``stopping.max_steps``, and the model is
+        left at the weights of its best round (the earliest, on ties). ``steps`` is that
+        round's step count. The rounds continue one run: the same stream of mini-batches and
+        the same Adam state, so a run stopped at round ``r`` is bit for bit a :meth:`run` of
+        ``r * stopping.every`` steps (tested). A choice that freezes every layer trains
+        nothing: ``steps`` is 0.
+        """
+        checks.instance("stopping", stopping, engine.Stopping)
+        x_val, y_val = checks.xy(x_val, y_val, names=("x_val", "y_val"),
+                                 num_classes=self.num_classes)
+        start = time.process_time()
+        x, y = self._rewind(choice, x, y, seed)
+        best, best_steps, wait = -1.0, 0, 0
+        best_values: list[np.ndarray] = []
+        if choice.freeze == len(self.layers):  # nothing trains: score the start once
+            best = float(np.mean(train.predict_labels(self.model, x_val) == y_val))
+        else:
+            batches = self.batch_indices(len(y), stopping.max_steps, seed)
+            every = stopping.every
+            for r in range(stopping.max_steps // every):
+                self.train_batches(x, y, batches[r * every: (r + 1) * every])
+                self.steps += every
+                acc = float(np.mean(train.predict_labels(self.model, x_val) == y_val))
+                if acc > best:
+                    best, best_steps, wait = acc, (r + 1) * every, 0
+                    best_values = [v.numpy() for v in self.model.variables]
+                else:
+                    wait += 1
+                    if wait >= stopping.patience:
+                        break
+            for variable, value in zip(self.model.variables, best_values):
+                variable.assign(value)
+        self.runs += 1
+        self.cpu_seconds += time.process_time() - start
+        return self.model, best_steps, best
+
+    def _rewind(self, choice: Choice, x: np.ndarray, y: np.ndarray,
+                seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Check a run's inputs and put the model, Adam and the seeds back to ``choice``'s
+        start for ``seed``; return ``(x, y)`` as the training graph reads them."""
         if not isinstance(choice, Choice):
             raise ValueError(f"choice must be a Choice, got {type(choice).__name__}")
         checks.xy(x, y, num_classes=self.num_classes)
-        steps = checks.int_at_least("steps", steps, 0)
         seed = checks.int_at_least("seed", seed, 0)
         if choice.freeze > len(self.layers):
             raise ValueError(f"freeze must be at most {len(self.layers)} (the model's weighted "
@@ -184,7 +249,6 @@ class Trainer:
         if choice.freeze == len(self.layers) and not self.keep_head:
             raise ValueError("freeze covers the new, untrained head; use keep_head=True or "
                              "freeze fewer layers")
-        start = time.process_time()
         frozen = set(self.layers[: choice.freeze])
         # Rewind (as tlutils.engine.Trainee does): variables, optimizer state, seeds.
         for variable, value in zip(self.model.variables, self.start_values(choice, seed)):
@@ -195,13 +259,7 @@ class Trainer:
         keras.utils.set_random_seed(seed)
         for mask, layer in zip(self.masks, self.layer_of):
             mask.assign(0.0 if layer in frozen else 1.0)
-        if steps and choice.freeze < len(self.layers):
-            self.train_batches(x.astype(np.float32), y.astype(np.int64),
-                               self.batch_indices(len(y), steps, seed))
-            self.steps += steps
-        self.runs += 1
-        self.cpu_seconds += time.process_time() - start
-        return self.model
+        return x.astype(np.float32), y.astype(np.int64)
 
     def batch_indices(self, n: int, steps: int, seed: int) -> np.ndarray:
         """Indices of ``steps`` mini-batches: reshuffled passes over the data, like
@@ -221,31 +279,43 @@ class Trainer:
 class SearchResult:
     """What :func:`search` returns (section 5.3): the per-candidate validation ``table`` (a DataFrame), the
     ``best`` choice, its ``test_accuracy`` after refitting on every labelled example (``None``
-    without a test set), and the ``cost`` of the search (runs, steps, CPU seconds)."""
+    without a test set), the ``cost`` of the search (runs, steps, CPU seconds), and ``steps``,
+    the number of steps the winner trains for in the refit."""
 
     table: object
     best: Choice
     test_accuracy: float | None
     cost: dict[str, float] = field(default_factory=dict)
+    steps: int | None = None
 
 
 def search(trainer: Trainer, x: np.ndarray, y: np.ndarray, choices: Sequence[Choice], *,
-           steps: int = 100, val_fraction: float = 0.3, seed: int = 0,
-           x_test: np.ndarray | None = None, y_test: np.ndarray | None = None,
-           refit: bool = True) -> SearchResult:
+           steps: int | None = None, stopping: engine.Stopping | None = None,
+           val_fraction: float = 0.3, seed: int = 0, x_test: np.ndarray | None = None,
+           y_test: np.ndarray | None = None, refit: bool = True) -> SearchResult:
     """Pick the candidate that scores best on a held-out part of the labelled target data
     (chapter 05, "Adaptive transfer").
 
     ``(x, y)`` are *all* the labelled target examples. A stratified ``val_fraction`` of them
     is held out; every choice trains on the rest and is scored on the held-out part (accuracy,
-    ties broken by the lower validation loss, then by the order of ``choices``). With
-    ``refit=True`` the winner is retrained on every labelled example. ``x_test``/``y_test``,
-    if given, are used only to score that final model, never to choose.
+    ties broken by the lower validation loss, then by the order of ``choices``). Give either
+    ``steps`` (every choice trains that many steps; 100 when neither is given) or
+    ``stopping``, a
+    :class:`tlutils.engine.Stopping` rule: every choice then trains in rounds of
+    ``stopping.every`` steps, is scored on the held-out part after each round, stops after
+    ``stopping.patience`` rounds without improvement (or at ``stopping.max_steps``) and is
+    ranked by its best round (:meth:`Trainer.run_to_rule`). With ``refit=True`` the winner is
+    retrained on every labelled example, for ``steps`` steps, or, with ``stopping``, for as
+    many steps as its best round used on the search split (the refit has no held-out data
+    left to stop on). ``x_test``/``y_test``, if given, are used only to score that final
+    model, never to choose.
 
     The result's ``table`` has one row per candidate: its accuracy on the examples it trained
     on (``train_accuracy``), ``val_accuracy`` and ``val_loss``, and, when a test set is given,
     ``test_accuracy`` (of the model trained on the search split): for analysis only, e.g. to
-    see how close the validation choice gets to the best candidate in hindsight.
+    see how close the validation choice gets to the best candidate in hindsight. With
+    ``stopping`` it also has ``steps`` (the best round's step count), and every score is of
+    the model at its best round.
     """
     if not isinstance(trainer, Trainer):
         raise ValueError(f"trainer must be a Trainer, got {type(trainer).__name__}")
@@ -262,15 +332,31 @@ def search(trainer: Trainer, x: np.ndarray, y: np.ndarray, choices: Sequence[Cho
         raise ValueError("give both x_test and y_test, or neither")
     if x_test is not None:
         checks.xy(x_test, y_test, names=("x_test", "y_test"))
+    if steps is not None and stopping is not None:
+        raise ValueError("give steps or stopping, not both")
+    if steps is None and stopping is None:
+        steps = 100  # the fixed budget it has always had
+    if steps is not None:
+        steps = checks.int_at_least("steps", steps, 0)
+    else:
+        checks.instance("stopping", stopping, engine.Stopping)
     x_tr, y_tr, x_val, y_val = data.split(x, y, test_fraction=val_fraction, seed=seed)
     before = trainer.cost()
     rows = []
     for order, choice in enumerate(choices):
-        model = trainer.run(choice, x_tr, y_tr, steps=steps, seed=seed)
+        if stopping is None:
+            assert steps is not None
+            model = trainer.run(choice, x_tr, y_tr, steps=steps, seed=seed)
+        else:
+            model, used, _ = trainer.run_to_rule(choice, x_tr, y_tr, x_val, y_val,
+                                                 stopping=stopping, seed=seed)
         val = train.evaluate(model, x_val, y_val)
         row = {"choice": choice.name, "init": choice.init, "freeze": choice.freeze,
-               "lr": choice.lr, "train_accuracy": train.accuracy(model, x_tr, y_tr),
-               "val_accuracy": val["accuracy"], "val_loss": val["loss"], "order": order}
+               "lr": choice.lr}
+        if stopping is not None:
+            row["steps"] = used
+        row.update({"train_accuracy": train.accuracy(model, x_tr, y_tr),
+                    "val_accuracy": val["accuracy"], "val_loss": val["loss"], "order": order})
         if x_test is not None and y_test is not None:
             row["test_accuracy"] = train.accuracy(model, x_test, y_test)
         rows.append(row)
@@ -278,9 +364,10 @@ def search(trainer: Trainer, x: np.ndarray, y: np.ndarray, choices: Sequence[Cho
     ranked = table.sort_values(["val_accuracy", "val_loss", "order"],
                                ascending=[False, True, True])
     best = choices[int(ranked["order"].iloc[0])]
+    refit_steps = int(ranked["steps"].iloc[0]) if steps is None else steps
     test_accuracy = None
     if refit:
-        model = trainer.run(best, x, y, steps=steps, seed=seed)
+        model = trainer.run(best, x, y, steps=refit_steps, seed=seed)
         if x_test is not None and y_test is not None:
             test_accuracy = train.accuracy(model, x_test, y_test)
     elif x_test is not None:
@@ -288,4 +375,4 @@ def search(trainer: Trainer, x: np.ndarray, y: np.ndarray, choices: Sequence[Cho
     after = trainer.cost()
     cost = {k: after[k] - before[k] for k in after}
     return SearchResult(table=table.drop(columns="order"), best=best,
-                        test_accuracy=test_accuracy, cost=cost)
+                        test_accuracy=test_accuracy, cost=cost, steps=refit_steps)

@@ -137,7 +137,7 @@ def test_sweep_with_a_stopping_rule_equals_compare_at_zero_drift(tiny_source):
 
 
 def test_sweep_chooses_each_conditions_rate_on_validation(tiny_source):
-    """With ``lrs`` every drift condition keeps its own rate (engine.run_grid); at zero
+    """With ``lrs`` every drift condition keeps its own rate (engine.run_rates); at zero
     drift that is compare()'s choice with the same grid and rule."""
     from tlutils import engine
 

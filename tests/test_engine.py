@@ -330,13 +330,13 @@ def test_compare_can_choose_the_rate_at_one_budget_and_keep_it(source):
         transfer.compare(source, x, y, xt, yt, budgets=[2], steps=None, choose_at=3, **kw)
 
 
-def test_run_grid_chooses_per_task_on_validation_and_equals_single_rate_runs(source):
+def test_run_rates_chooses_per_task_on_validation_and_equals_single_rate_runs(source):
     x, y = _task()
     xv, yv = _task(40, seed=2)
     xt, yt = _task(40, seed=1)
     tasks = [engine.Task(x, y, xt, yt, b, {"budget": b}, x_val=xv, y_val=yv) for b in (2, 4)]
     trainee = RECIPES["fine_tune"].trainee(source, 4, [0, 1])
-    grid = engine.run_grid({"ft": trainee}, tasks, {"ft": [1e-4, 3e-3]}, steps=4,
+    grid = engine.run_rates({"ft": trainee}, tasks, {"ft": [1e-4, 3e-3]}, steps=4,
                            batch_size=8)
     assert list(grid.columns) == ["method", "budget", "lr", "seed", "accuracy", "steps",
                                   "val_accuracy", "seconds", "chosen"]
@@ -352,21 +352,21 @@ def test_run_grid_chooses_per_task_on_validation_and_equals_single_rate_runs(sou
     # The test set plays no part: noise in its place chooses the same rates.
     noisy = [engine.Task(x, y, np.zeros_like(xt), yt, t.budget, t.columns, x_val=xv, y_val=yv)
              for t in tasks]
-    again = engine.run_grid({"ft": trainee}, noisy, {"ft": [1e-4, 3e-3]}, steps=4,
+    again = engine.run_rates({"ft": trainee}, noisy, {"ft": [1e-4, 3e-3]}, steps=4,
                             batch_size=8)
     assert again.chosen.tolist() == grid.chosen.tolist()
 
 
-def test_run_grid_bad_input(source):
+def test_run_rates_bad_input(source):
     x, y = _task()
     trainee = RECIPES["fine_tune"].trainee(source, 4, [0])
     task = engine.Task(x, y, x, y, 2, x_val=x, y_val=y)
     with pytest.raises(ValueError, match="lrs"):
-        engine.run_grid({"a": trainee}, [task], {"b": [1e-3]}, steps=2)
+        engine.run_rates({"a": trainee}, [task], {"b": [1e-3]}, steps=2)
     with pytest.raises(ValueError, match="lrs"):
-        engine.run_grid({"a": trainee}, [task], {"a": [1e-3, 1e-3]}, steps=2)
+        engine.run_rates({"a": trainee}, [task], {"a": [1e-3, 1e-3]}, steps=2)
     with pytest.raises(ValueError, match="validation"):
-        engine.run_grid({"a": trainee}, [engine.Task(x, y, x, y, 2)], {"a": [1e-3]}, steps=2)
+        engine.run_rates({"a": trainee}, [engine.Task(x, y, x, y, 2)], {"a": [1e-3]}, steps=2)
     with pytest.raises(ValueError, match="choose_on"):
-        engine.run_grid({"a": trainee}, [task], {"a": [1e-3]}, steps=2,
+        engine.run_rates({"a": trainee}, [task], {"a": [1e-3]}, steps=2,
                         choose_on=engine.Task(x, y, x, y, 3, x_val=x, y_val=y))

@@ -105,7 +105,7 @@ def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: n
     validation accuracy stops improving; each recipe trains at its own ``lr``, or, with
     ``lrs`` (one grid, or a dict recipe name -> grid, as in ``compare``), at the rate of its
     grid with the best mean validation accuracy *at each drift condition*
-    (:func:`tlutils.engine.run_grid`; the test set plays no part).
+    (:func:`tlutils.engine.run_rates`; the test set plays no part).
 
     Returns a tidy DataFrame: ``drift, strength, method, seed, accuracy, seconds``, plus
     ``steps`` and ``val_accuracy`` with a validation set and ``lr`` with ``lrs``: the runs
@@ -149,7 +149,7 @@ def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: n
         results = engine.run(trainees, tasks, steps=steps, stopping=stopping,
                              batch_size=batch_size, verbose=verbose)
         return results[["drift", "strength", "method", "seed", "accuracy", *extra, "seconds"]]
-    results = engine.run_grid(trainees, tasks, grid, steps=steps, stopping=stopping,
+    results = engine.run_rates(trainees, tasks, grid, steps=steps, stopping=stopping,
                               batch_size=batch_size, verbose=verbose)
     # Condition by condition, in the order of ``drifts``; methods and rates as run.
     rank = {(t.columns["drift"], t.columns["strength"]): i for i, t in enumerate(tasks)}

@@ -43,7 +43,7 @@ import pandas as pd
 
 from tlutils import checks
 
-__all__ = ["Stopping", "Task", "Trainee", "run", "run_grid", "train_steps"]
+__all__ = ["Stopping", "Task", "Trainee", "run", "run_rates", "train_steps"]
 
 
 class Trainee:
@@ -373,10 +373,11 @@ def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | 
     return pd.DataFrame(rows)
 
 
-def run_grid(trainees: Mapping[str, Trainee], tasks: Sequence[Task],
-             lrs: Mapping[str, Sequence[float]], *, steps: int | None = None,
-             stopping: Stopping | None = None, choose_on: Task | None = None,
-             batch_size: int = 32, name: str = "method", verbose: bool = False) -> pd.DataFrame:
+def run_rates(trainees: Mapping[str, Trainee], tasks: Sequence[Task],
+              lrs: Mapping[str, Sequence[float]], *, steps: int | None = None,
+              stopping: Stopping | None = None, choose_on: Task | None = None,
+              batch_size: int = 32, name: str = "method", verbose: bool = False
+              ) -> pd.DataFrame:
     """:func:`run` at every learning rate of each trainee's grid, with the rate chosen on
     validation data (chapter 04, "A fair comparison"; sections 2.2, 4.3, 5.4 and 5.6).
 

@@ -145,7 +145,7 @@ def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_t
 
     * ``lrs``: a grid of learning rates, one for every run or a dict with a grid for each of
       ``"scratch"`` (``n = 0``) and the ``modes``; each ``(n, mode)`` keeps the rate with
-      the best mean validation accuracy over seeds (:func:`tlutils.engine.run_grid`);
+      the best mean validation accuracy over seeds (:func:`tlutils.engine.run_rates`);
     * ``stopping``: a :class:`tlutils.engine.Stopping` rule instead of a fixed step count
       (pass ``steps=None``).
 
@@ -201,7 +201,7 @@ def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_t
             if x_val is None:
                 runs = engine.run({"run": trainee}, [task], steps=steps)
             else:
-                runs = engine.run_grid({"run": trainee}, [task], {"run": grid}, steps=steps,
+                runs = engine.run_rates({"run": trainee}, [task], {"run": grid}, steps=steps,
                                        stopping=stopping)
                 runs = runs[runs.chosen]
             seconds = (time.perf_counter() - start) / len(runs)

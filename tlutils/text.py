@@ -595,7 +595,7 @@ def fine_tune_grid(model: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray,
     * ``lrs``: a grid of base rates (the head's; ``lr_multipliers`` still scale them per
       layer). Every budget runs at every rate and, per budget, the rate with the best mean
       validation accuracy over seeds is kept (the test set plays no part;
-      :func:`tlutils.engine.run_grid`). With ``choose_at=b`` the grid runs at budget ``b``
+      :func:`tlutils.engine.run_rates`). With ``choose_at=b`` the grid runs at budget ``b``
       only and the other budgets use the rate chosen there. Without ``lrs`` the grid is
       ``[lr]``;
     * ``stopping``: a :class:`tlutils.engine.Stopping` rule instead of a fixed step count
@@ -677,7 +677,7 @@ def fine_tune_grid(model: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray,
                              verbose=verbose)
     else:
         choose_on = next((t for t in tasks if t.budget == choose_at), None)
-        results = engine.run_grid({method: trainee}, tasks, {method: grid}, steps=steps,
+        results = engine.run_rates({method: trainee}, tasks, {method: grid}, steps=steps,
                                   stopping=stopping, choose_on=choose_on,
                                   batch_size=batch_size, verbose=verbose)
         order = {b: i for i, b in enumerate(budgets)}

@@ -425,7 +425,7 @@ def _compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test
     for name, recipe in table.items():
         trainee = recipe.trainee(source, n_classes, seeds)  # one graph for the whole grid
         if validation is not None:
-            runs.append(engine.run_grid({name: trainee}, tasks, {name: grid[name]},
+            runs.append(engine.run_rates({name: trainee}, tasks, {name: grid[name]},
                                         steps=steps, stopping=stopping, choose_on=choose_on,
                                         batch_size=batch_size, verbose=verbose))
             continue

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-import tlutils  # noqa: F401  (quiet TensorFlow first)
+import tlutils  # (quiet TensorFlow first)
 from tlutils import adapt, models, train
 
 keras = pytest.importorskip("keras")
@@ -329,3 +329,167 @@ def test_domain_adapter_accepts_a_plain_sequential_encoder():
     table = adapt.fit_adapter(adapter, xs, ys, xs[::-1].copy(), steps=2, batch_size=8)
     assert table["steps"].item() == 2
     assert adapter.predict(xs[:2], verbose=0).shape == (2, 10)
+
+
+# --- model selection on a labelled target validation set -----------------------------------
+
+def _val(n: int = 30, seed: int = 5):
+    """A small labelled 'target' validation set for the toy task."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(n, 6)) + 2.0).astype(np.float32)
+    y = ((x[:, 0] > 2.0).astype(np.int64) + (x[:, 1] > 2.5).astype(np.int64))
+    return x, y
+
+
+def _final_weights(adapter):
+    return [np.asarray(w) for w in adapter.get_weights()]
+
+
+@pytest.mark.parametrize("method", ["coral", "dann"])
+def test_a_run_stopped_at_round_r_equals_a_fixed_run_of_r_rounds(method):
+    # Rounds continue one data stream and one optimizer: the weights kept at the best round r
+    # are bit for bit those of one run of r x every steps (DANN's ramp: progress over the cap).
+    from tlutils import engine
+
+    xs, ys, xt = _toy(n=64)
+    rule = engine.Stopping(every=4, max_steps=40, patience=1)
+    settings = {"method": method, "weight": 0.5}
+    stopped = adapt.DomainAdapter(*_parts(0), **settings)
+    table = adapt.fit_adapter(stopped, xs, ys, xt, steps=None, stopping=rule, batch_size=16,
+                              lr=0.05, validation=_val())
+    used = int(table["steps"].iloc[0])
+    assert used % rule.every == 0 and 0 < used < rule.max_steps
+    assert float(stopped.total_steps.numpy()) == rule.max_steps
+    fixed = adapt.DomainAdapter(*_parts(0), **settings)
+    tlutils.setup(0)
+    fixed.compile(optimizer=train.make_optimizer("adam", 0.05),
+                  steps_per_execution=adapt._steps_per_execution(rule.every))
+    fixed.set_total_steps(rule.max_steps)
+    fixed.fit(adapt.adaptation_dataset(xs, ys, xt, batch_size=16, seed=0), epochs=1,
+              steps_per_epoch=used, verbose=0, shuffle=False)
+    for a, b in zip(_final_weights(stopped), _final_weights(fixed)):
+        np.testing.assert_array_equal(a, b)
+    x_val, y_val = _val()
+    assert table["val_accuracy"].iloc[0] == train.accuracy(fixed, x_val, y_val)
+
+
+def test_compare_with_stopping_equals_fixed_steps_runs_of_the_chosen_length():
+    from tlutils import engine
+
+    xs, ys, xt = _toy(n=64)
+    rule = engine.Stopping(every=4, max_steps=40, patience=1)
+    ruled = adapt.compare(_parts, xs, ys, xt, xt, ys, methods={"coral": {"weight": 0.5}},
+                          seeds=(0, 1), steps=None, stopping=rule, batch_size=16, lr=0.05,
+                          validation=_val())
+    assert list(ruled.columns) == ["method", "seed", "accuracy", "steps", "val_accuracy",
+                                   "seconds"]
+    for seed, used, acc in zip(ruled.seed, ruled.steps, ruled.accuracy):
+        fixed = adapt.compare(_parts, xs, ys, xt, xt, ys, methods={"coral": {"weight": 0.5}},
+                              seeds=(seed,), steps=int(used), batch_size=16, lr=0.05)
+        assert fixed["accuracy"].iloc[0] == acc
+
+
+def test_weights_are_chosen_on_validation_never_on_the_test_set():
+    from tlutils import engine
+
+    xs, ys, xt = _toy(n=64)
+    x_val, y_val = _val()
+    rule = engine.Stopping(every=4, max_steps=24, patience=1)
+    kwargs = dict(methods={"source_only": {}, "mmd": {}}, seeds=(0, 1), steps=None,
+                  stopping=rule, batch_size=16, lr=0.05, validation=(x_val, y_val),
+                  weights={"mmd": [0.0, 2.0, 20.0]}, all_weights=True)
+    real = adapt.compare(_parts, xs, ys, xt, xt, ys, **kwargs)
+    rng = np.random.default_rng(9)
+    noise = adapt.compare(_parts, xs, ys, xt, rng.normal(size=xt.shape).astype(np.float32),
+                          rng.integers(0, 3, len(ys)), **kwargs)
+    assert list(real.columns) == ["method", "weight", "seed", "accuracy", "steps",
+                                  "val_accuracy", "seconds", "chosen"]
+    for column in ("method", "weight", "seed", "steps", "val_accuracy", "chosen"):
+        assert real[column].fillna(-1).tolist() == noise[column].fillna(-1).tolist()
+    grid = real[real.method == "mmd"]
+    means = grid.groupby("weight", sort=False).val_accuracy.mean()
+    assert grid[grid.chosen].weight.unique().tolist() == [means.idxmax()]
+    assert real[real.method == "source_only"].weight.isna().all()
+    assert real[real.method == "source_only"].chosen.all()
+    # Without all_weights only the chosen runs are returned, with the same numbers.
+    kwargs["all_weights"] = False
+    chosen = adapt.compare(_parts, xs, ys, xt, xt, ys, **kwargs)
+    assert "chosen" not in chosen.columns
+    assert chosen.accuracy.tolist() == real[real.chosen].accuracy.tolist()
+
+
+def test_ties_choose_the_first_weight_of_the_grid():
+    xs, ys, xt = _toy(n=64)
+    # weight 0 is source-only training, whatever the grid says: equal validation scores.
+    res = adapt.compare(_parts, xs, ys, xt, xt, ys, methods={"coral": {}}, seeds=(0,), steps=4,
+                        batch_size=16, validation=_val(), weights={"coral": [0.0, 0.0 + 1e-12]},
+                        all_weights=True)
+    assert res.val_accuracy.nunique() == 1
+    assert res.chosen.tolist() == [True, False]
+
+
+def test_compare_keeps_the_chosen_weight_s_model():
+    xs, ys, xt = _toy(n=48)
+    x_val, y_val = _val()
+    res, kept = adapt.compare(_parts, xs, ys, xt, xt, ys, methods={"mmd": {}}, seeds=(0, 1),
+                              steps=10, batch_size=16, lr=0.05, validation=(x_val, y_val),
+                              weights={"mmd": [0.0, 50.0]}, keep=True)
+    assert kept["mmd"].weight == res.weight.iloc[0]
+    assert train.accuracy(kept["mmd"], xt, ys) == pytest.approx(res.accuracy.iloc[-1])
+    assert res["steps"].tolist() == [10, 10]  # fixed steps with a validation set
+
+
+def test_default_compare_output_is_unchanged_by_the_new_options():
+    xs, ys, xt = _toy(n=48)
+    plain = adapt.compare(_parts, xs, ys, xt, xt, ys, methods={"dann": {"weight": 0.3}},
+                          seeds=(0,), steps=5, batch_size=16)
+    with_val = adapt.compare(_parts, xs, ys, xt, xt, ys, methods={"dann": {"weight": 0.3}},
+                             seeds=(0,), steps=5, batch_size=16, validation=_val())
+    assert list(plain.columns) == ["method", "seed", "accuracy", "seconds"]
+    assert with_val["accuracy"].tolist() == plain["accuracy"].tolist()
+
+
+def _rule():
+    from tlutils import engine
+
+    return engine.Stopping(every=2, max_steps=4)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], validation=(_val()[0],)),
+         "validation"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], validation=_val(),
+                               stopping="early"), "stopping"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], stopping=_rule(), steps=None),
+         "validation"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], stopping=_rule(),
+                               validation=_val()), "steps"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], steps=None), "steps"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], weights={"mmd": [1.0, 2.0]}),
+         "validation"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], validation=_val(),
+                               weights={"tca": [1.0]}), "weights"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], validation=_val(),
+                               weights={"mmd": [1.0, -1.0]}), "weights"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], validation=_val(),
+                               weights={"mmd": [1.0, 1.0]}), "weights"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], validation=_val(),
+                               weights={"source_only": [1.0]}), "weights"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], validation=_val(),
+                               weights={"mmd": []}), "weights"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2], all_weights="yes"),
+         "all_weights"),
+        (lambda: adapt.compare(_parts, *_toy(), *_toy()[:2],
+                               validation=(np.zeros((4, 5), np.float32), np.zeros(4, int))),
+         "validation"),
+        (lambda: adapt.fit_adapter(adapt.DomainAdapter(*_parts()), *_toy(), steps=None,
+                                   stopping=_rule()), "validation"),
+        (lambda: adapt.fit_adapter(adapt.DomainAdapter(*_parts()), *_toy(), stopping=_rule(),
+                                   validation=_val()), "steps"),
+    ],
+)
+def test_bad_selection_input_names_the_argument(call, name):
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        call()

@@ -28,6 +28,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -476,10 +477,61 @@ def _steps_per_execution(steps: int, wanted: int = 25) -> int:
     return math.gcd(steps, wanted)
 
 
+def _check_validation(validation, x_source: np.ndarray):
+    """``(x_val, y_val)`` of a ``validation=`` argument (or ``(None, None)``), with the
+    source's sample shape."""
+    x_val, y_val = checks.validation(validation)
+    if x_val is not None and x_val.shape[1:] != x_source.shape[1:]:
+        raise ValueError(f"validation images must have the source's sample shape "
+                         f"{x_source.shape[1:]}, got {x_val.shape[1:]}")
+    return x_val, y_val
+
+
+def _check_budget(steps, stopping, x_val) -> tuple[int | None, engine.Stopping | None]:
+    """Checked ``(steps, stopping)``: exactly one of the two, and a validation set for a
+    stopping rule."""
+    if stopping is not None:
+        checks.instance("stopping", stopping, engine.Stopping)
+        if steps is not None:
+            raise ValueError("give steps or stopping, not both (pass steps=None with stopping)")
+        if x_val is None:
+            raise ValueError("stopping needs a validation set: pass validation=(x_val, y_val), "
+                             "never the test set")
+        return None, stopping
+    if steps is None:
+        raise ValueError("steps must be a positive int when no stopping rule is given")
+    return checks.int_at_least("steps", steps), None
+
+
+def _train(adapter: DomainAdapter, ds, *, steps: int | None, stopping: engine.Stopping | None,
+           x_val: np.ndarray | None, y_val: np.ndarray | None) -> tuple[dict, int, float | None]:
+    """Train a compiled ``adapter`` on the stream ``ds`` for ``steps``, or under ``stopping``
+    (rounds on one stream: a run stopped at round r has taken exactly the first r x every
+    batches; left at its best round). Returns (last training metrics, steps of the weights
+    kept, their validation accuracy or None)."""
+    if stopping is None:
+        assert steps is not None
+        hist = adapter.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+        val = None
+        if x_val is not None and y_val is not None:
+            val = train.accuracy(adapter, x_val, y_val)
+        return {k: float(v[-1]) for k, v in hist.history.items()}, steps, val
+    assert x_val is not None and y_val is not None
+    best = engine._BestRound(x_val, y_val, stopping.patience)
+    hist = adapter.fit(ds, epochs=stopping.max_steps // stopping.every,
+                       steps_per_epoch=stopping.every, verbose=0, shuffle=False,
+                       callbacks=[best])
+    for variable, value in zip(adapter.variables, best.best_values):
+        variable.assign(value)
+    return ({k: float(v[-1]) for k, v in hist.history.items()},
+            best.best_round * stopping.every, best.best)
+
+
 def fit_adapter(adapter, x_source: np.ndarray, y_source: np.ndarray, x_target: np.ndarray, *,
-                steps: int = 300, batch_size: int = 64, lr: float = 1e-3,
+                steps: int | None = 300, batch_size: int = 64, lr: float = 1e-3,
                 optimizer: str | object = "adam", seed: int | None = 0, strategy=None,
-                verbose: int = 0):
+                validation: tuple[np.ndarray, np.ndarray] | None = None,
+                stopping: engine.Stopping | None = None, verbose: int = 0):
     """Compile ``adapter`` (a :class:`DomainAdapter`, or a zero-argument builder of one) and
     train it for ``steps`` batches of ``batch_size`` source and ``batch_size`` target images
     (chapter 05). Returns the final training metrics as a one-row DataFrame.
@@ -487,6 +539,13 @@ def fit_adapter(adapter, x_source: np.ndarray, y_source: np.ndarray, x_target: n
     ``seed`` reseeds everything and turns on deterministic ops (``None`` skips); ``strategy``
     is a ``tf.distribute.Strategy`` under whose scope the adapter is compiled: build the
     adapter under the same scope, or pass a builder. ``batch_size`` is the global batch.
+
+    ``validation=(x_val, y_val)`` is a *labelled target* validation set (target supervision,
+    if only for model selection); the table then has ``val_accuracy``. With
+    ``stopping=`` a :class:`tlutils.engine.Stopping` rule (and ``steps=None``) training runs
+    in rounds on one data stream, scores the validation set after each and keeps the best
+    round's weights; ``steps`` is then that round's step count. The schedule's progress
+    ``p`` (DANN's ramp) is measured against the cap, ``stopping.max_steps``.
     """
     from tlutils.config import setup
 
@@ -497,7 +556,12 @@ def fit_adapter(adapter, x_source: np.ndarray, y_source: np.ndarray, x_target: n
         raise ValueError(f"adapter must be a DomainAdapter or a builder of one, "
                          f"got {type(adapter).__name__}")
     _check_source_target(x_source, y_source, x_target)
-    steps = checks.int_at_least("steps", steps)
+    x_val, y_val = _check_validation(validation, x_source)
+    steps, stopping = _check_budget(steps, stopping, x_val)
+    total = stopping.max_steps if stopping is not None else steps
+    every = stopping.every if stopping is not None else steps
+    assert total is not None and every is not None
+    execution = _steps_per_execution(every)
     batch_size = checks.int_at_least("batch_size", batch_size)
     if verbose not in (0, 1):
         raise ValueError(f"verbose must be 0 or 1, got {verbose!r}")
@@ -512,15 +576,16 @@ def fit_adapter(adapter, x_source: np.ndarray, y_source: np.ndarray, x_target: n
             if not isinstance(adapter, DomainAdapter):
                 raise ValueError("adapter builder must return a DomainAdapter")
         adapter.compile(optimizer=train.make_optimizer(optimizer, lr),
-                        steps_per_execution=_steps_per_execution(steps))
-    adapter.set_total_steps(steps)
+                        steps_per_execution=execution)
+    adapter.set_total_steps(total)
     ds = adaptation_dataset(x_source, y_source, x_target, batch_size=batch_size,
                             seed=0 if seed is None else seed)
-    hist = adapter.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-    row = {k: float(v[-1]) for k, v in hist.history.items()}
+    row, used, val = _train(adapter, ds, steps=steps, stopping=stopping, x_val=x_val,
+                            y_val=y_val)
     if verbose:
         print(f"{adapter.method}: " + "  ".join(f"{k} {v:.4f}" for k, v in row.items()))
-    return pd.DataFrame([{"steps": steps, **row}])
+    extra = {} if val is None else {"val_accuracy": val}
+    return pd.DataFrame([{"steps": used, **extra, **row}])
 
 
 # --------------------------------------------------------------------------------------------
@@ -546,12 +611,38 @@ def _method_table(methods) -> dict[str, dict]:
     return table
 
 
+def _weight_grids(weights, table: Mapping[str, dict]) -> dict[str, list[float]]:
+    """Checked ``weights=``: entry name -> a grid of distinct alignment weights."""
+    if weights is None:
+        return {}
+    if not isinstance(weights, Mapping) or not weights:
+        raise ValueError(f"weights must be a non-empty dict entry name -> grid of alignment "
+                         f"weights, got {weights!r}")
+    grids = {}
+    for name, grid in weights.items():
+        if name not in table:
+            raise ValueError(f"weights names {name!r}, which is not an entry of methods "
+                             f"{sorted(table)}")
+        if table[name]["method"] == "source_only":
+            raise ValueError(f"weights[{name!r}]: a source_only entry has no alignment weight")
+        values = [checks.number(f"weights[{name!r}]", w, low=0.0)
+                  for w in checks.sequence(f"weights[{name!r}]", grid)]
+        if len(set(values)) != len(values):
+            raise ValueError(f"weights[{name!r}] repeats a weight: {values}")
+        grids[name] = values
+    return grids
+
+
 def compare(parts: Callable[[int], tuple[keras.Model, keras.Model]], x_source: np.ndarray,
             y_source: np.ndarray, x_target: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
             *, methods: Sequence[str] | Mapping[str, Mapping[str, object]] = METHODS,
-            seeds: Sequence[int] = (0, 1, 2), steps: int = 300, batch_size: int = 64,
+            seeds: Sequence[int] = (0, 1, 2), steps: int | None = 300, batch_size: int = 64,
             lr: float = 1e-3, optimizer: str = "adam",
-            oracle: tuple[np.ndarray, np.ndarray] | None = None, verbose: bool = False,
+            oracle: tuple[np.ndarray, np.ndarray] | None = None,
+            validation: tuple[np.ndarray, np.ndarray] | None = None,
+            stopping: engine.Stopping | None = None,
+            weights: Mapping[str, Sequence[float]] | None = None, all_weights: bool = False,
+            verbose: bool = False,
             keep: bool = False) -> pd.DataFrame | tuple[pd.DataFrame, dict[str, DomainAdapter]]:
     """Train every method for every seed on one adaptation task and score each on the target
     test set (chapter 05, "Cross-domain transfer"; ``benchmarks/bench_adapt.py``).
@@ -565,16 +656,38 @@ def compare(parts: Callable[[int], tuple[keras.Model, keras.Model]], x_source: n
     seed by the comparison engine (:class:`tlutils.engine.Trainee`), so a run costs only its
     steps. Returns a tidy DataFrame ``method, seed, accuracy, seconds`` (and, with
     ``keep=True``, the dict of the last seed's trained adapters as well).
+
+    By default every run takes the same ``steps``. For a comparison with stated model
+    selection (section 5.1) give ``validation=(x_val, y_val)``, a small *labelled target*
+    validation set disjoint from the test set (target supervision at selection time), and
+
+    * ``stopping``: a :class:`tlutils.engine.Stopping` rule instead of ``steps`` (pass
+      ``steps=None``): every run, the oracle's included, trains in rounds on one data
+      stream, stops when validation accuracy stops improving and is scored at its best
+      round. The schedule's progress ``p`` (DANN's ramp) is measured against the cap,
+      ``stopping.max_steps``, so a run that stops early never reaches the end of the ramp;
+    * ``weights``: a dict entry name -> grid of alignment weights. The entry runs at every
+      weight of its grid for every seed; the weight with the best mean validation accuracy
+      over seeds is chosen (the first of the grid on ties). The test set plays no part.
+
+    With a validation set the table also has ``steps`` and ``val_accuracy`` after
+    ``accuracy``; with ``weights`` a column ``weight`` after ``method`` (NaN for
+    source-only entries) holds each run's weight, and the table holds the runs at the
+    chosen weights, or (``all_weights=True``) every run with a boolean column ``chosen``.
+    ``keep=True`` keeps the last seed's adapter at the chosen weight.
     """
     if not callable(parts):
         raise ValueError("parts must be callable as parts(seed) -> (encoder, classifier)")
     _check_source_target(x_source, y_source, x_target)
     checks.xy(x_test, y_test, names=("x_test", "y_test"))
     seeds = checks.seeds(seeds)
-    steps = checks.int_at_least("steps", steps)
+    x_val, y_val = _check_validation(validation, x_source)
+    steps, stopping = _check_budget(steps, stopping, x_val)
     batch_size = checks.int_at_least("batch_size", batch_size)
     lr = checks.number("lr", lr, low=0.0, strict=True)
     checks.one_of("optimizer", optimizer, train.OPTIMIZERS)
+    if not isinstance(all_weights, bool):
+        raise ValueError(f"all_weights must be True or False, got {all_weights!r}")
     table = _method_table(methods)
     if oracle is not None:
         if not (isinstance(oracle, tuple) and len(oracle) == 2):
@@ -584,43 +697,85 @@ def compare(parts: Callable[[int], tuple[keras.Model, keras.Model]], x_source: n
             raise ValueError("methods must not name an entry 'target_oracle' when oracle= is "
                              "given: compare adds that entry itself")
         table["target_oracle"] = {"method": "source_only"}
+    grids = _weight_grids(weights, table)
+    if grids and x_val is None:
+        raise ValueError("choosing weights needs a validation set: pass validation=(x_val, "
+                         "y_val), never the test set")
+    total = stopping.max_steps if stopping is not None else steps
+    every = stopping.every if stopping is not None else steps
+    assert total is not None and every is not None
+    execution = _steps_per_execution(every)
 
     def trainee(settings: dict) -> engine.Trainee:
         def build(seed: int) -> keras.Model:
             encoder, classifier = parts(seed)
-            return DomainAdapter(encoder, classifier, total_steps=steps, seed=seed, **settings)
+            return DomainAdapter(encoder, classifier, total_steps=total, seed=seed, **settings)
 
         def compile_(adapter: keras.Model) -> None:
             adapter.compile(optimizer=train.make_optimizer(optimizer, lr),
-                            steps_per_execution=_steps_per_execution(steps))
+                            steps_per_execution=execution)
 
         return engine.Trainee(build, seeds, compile=compile_)
 
-    rows: list[dict[str, float | int | str]] = []
+    rows: list[dict[str, Any]] = []
     kept: dict[str, DomainAdapter] = {}
     trainees: dict[str, engine.Trainee] = {}  # entries with equal settings share one graph
-    for name, settings in table.items():
-        key = repr(sorted(settings.items()))
-        if key not in trainees:
-            trainees[key] = trainee(settings)
+    for name, base in table.items():
         xs, ys = oracle if (oracle is not None and name == "target_oracle") else (x_source,
                                                                                   y_source)
-        for seed in seeds:
-            start = time.perf_counter()
-            adapter = trainees[key].rewind(seed)
-            ds = adaptation_dataset(xs, ys, x_target, batch_size=batch_size, seed=seed)
-            adapter.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-            acc = train.accuracy(adapter, x_test, y_test)
-            rows.append({"method": name, "seed": seed, "accuracy": acc,
-                         "seconds": time.perf_counter() - start})
-        if keep:  # a copy: a later entry with the same settings retrains this adapter
+        if name in grids:
+            variants = [{**base, "weight": w} for w in grids[name]]
+        else:
+            variants = [base]
+        entry: list[list[dict[str, Any]]] = []
+        last: list[list[np.ndarray]] = []
+        for settings in variants:
+            key = repr(sorted(settings.items()))
+            if key not in trainees:
+                trainees[key] = trainee(settings)
+            runs = []
+            for seed in seeds:
+                start = time.perf_counter()
+                adapter = trainees[key].rewind(seed)
+                ds = adaptation_dataset(xs, ys, x_target, batch_size=batch_size, seed=seed)
+                _, used, val = _train(adapter, ds, steps=steps, stopping=stopping, x_val=x_val,
+                                      y_val=y_val)
+                row: dict[str, Any] = {"method": name}
+                if grids:
+                    row["weight"] = (float("nan") if settings["method"] == "source_only"
+                                     else float(settings.get("weight", 1.0)))
+                row.update(seed=seed, accuracy=train.accuracy(adapter, x_test, y_test))
+                if val is not None:
+                    row.update(steps=used, val_accuracy=val)
+                row["seconds"] = time.perf_counter() - start
+                runs.append(row)
+            entry.append(runs)
+            if keep:  # a copy: a later entry with the same settings retrains this adapter
+                last.append(adapter.get_weights())
+        # The choice: best mean validation accuracy over seeds, the first of the grid on ties.
+        chosen = 0
+        if len(entry) > 1:
+            # Rounded: equal scores summed in another order must still tie.
+            means = [round(float(np.mean([r["val_accuracy"] for r in runs])), 9)
+                     for runs in entry]
+            chosen = int(np.argmax(means))
+        for i, runs in enumerate(entry):
+            if all_weights and grids:
+                for r in runs:
+                    r["chosen"] = i == chosen
+            if i == chosen or (all_weights and grids):
+                rows.extend(runs)
+        if keep:
             encoder, classifier = parts(seeds[-1])
-            kept[name] = DomainAdapter(encoder, classifier, total_steps=steps, seed=seeds[-1],
-                                       **settings)
-            kept[name].set_weights(adapter.get_weights())
+            kept[name] = DomainAdapter(encoder, classifier, total_steps=total, seed=seeds[-1],
+                                       **variants[chosen])
+            kept[name].set_weights(last[chosen])
         if verbose:
-            accs = [float(r["accuracy"]) for r in rows[-len(seeds):]]
-            print(f"{name:<16} target accuracy {np.mean(accs):.3f} +/- {np.std(accs):.3f}")
+            runs = entry[chosen]
+            accs = [float(r["accuracy"]) for r in runs]
+            where = f" (weight {variants[chosen]['weight']:g})" if name in grids else ""
+            print(f"{name:<16} target accuracy {np.mean(accs):.3f} +/- {np.std(accs):.3f}"
+                  f"{where}")
     results = pd.DataFrame(rows)
     return (results, kept) if keep else results
 

@@ -128,7 +128,7 @@ def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: n
     if lrs is not None and x_val is None:
         raise ValueError("choosing learning rates (lrs) needs a validation set: pass "
                          "validation=(x_val, y_val), never the test set")
-    grid = transfer._lr_grid(table, lrs) if lrs is not None else None
+    grid = transfer.rate_grids(table, lrs) if lrs is not None else None
     if not isinstance(all_rates, bool) or (all_rates and grid is None):
         raise ValueError(f"all_rates must be True or False, and True only with lrs; got "
                          f"{all_rates!r}")

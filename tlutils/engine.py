@@ -425,7 +425,7 @@ def run_rates(trainees: Mapping[str, Trainee], tasks: Sequence[Task],
         tuned = pd.concat(parts, ignore_index=True)
         mean_val = tuned.groupby(["_task", "lr"], sort=False).val_accuracy.mean()
         best = set(mean_val.groupby(level="_task", sort=False).idxmax())
-        tuned["chosen"] = [pair in best for pair in zip(tuned._task, tuned.lr)]
+        tuned["chosen"] = [pair in best for pair in zip(tuned["_task"], tuned["lr"])]
         runs.append(tuned.drop(columns="_task"))
         if rest:
             lr = float(tuned[tuned.chosen].lr.iloc[0])

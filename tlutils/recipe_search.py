@@ -182,7 +182,7 @@ class Trainer:
         """Train ``choice`` on ``(x, y)`` for ``steps`` mini-batch steps; return the model."""
         steps = checks.int_at_least("steps", steps, 0)
         start = time.process_time()
-        x, y = self._rewind(choice, x, y, seed)
+        x, y = self.rewind(choice, x, y, seed)
         if steps and choice.freeze < len(self.layers):
             self.train_batches(x, y, self.batch_indices(len(y), steps, seed))
             self.steps += steps
@@ -210,7 +210,7 @@ class Trainer:
         x_val, y_val = checks.xy(x_val, y_val, names=("x_val", "y_val"),
                                  num_classes=self.num_classes)
         start = time.process_time()
-        x, y = self._rewind(choice, x, y, seed)
+        x, y = self.rewind(choice, x, y, seed)
         best, best_steps, wait = -1.0, 0, 0
         best_values: list[np.ndarray] = []
         if choice.freeze == len(self.layers):  # nothing trains: score the start once
@@ -235,10 +235,11 @@ class Trainer:
         self.cpu_seconds += time.process_time() - start
         return self.model, best_steps, best
 
-    def _rewind(self, choice: Choice, x: np.ndarray, y: np.ndarray,
-                seed: int) -> tuple[np.ndarray, np.ndarray]:
+    def rewind(self, choice: Choice, x: np.ndarray, y: np.ndarray,
+               seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Check a run's inputs and put the model, Adam and the seeds back to ``choice``'s
-        start for ``seed``; return ``(x, y)`` as the training graph reads them."""
+        start for ``seed`` (section 5.3; :meth:`run` and :meth:`run_to_rule` start with it);
+        return ``(x, y)`` as the training graph reads them."""
         if not isinstance(choice, Choice):
             raise ValueError(f"choice must be a Choice, got {type(choice).__name__}")
         checks.xy(x, y, num_classes=self.num_classes)

@@ -34,6 +34,7 @@ __all__ = [
     "compare",
     "make_target",
     "recipes_table",
+    "rate_grids",
     "run_grid",
     "summarise",
     "transfer_efficiency",
@@ -317,8 +318,14 @@ def recipes_table(recipes: Mapping[str, Recipe] | Sequence[str]) -> dict[str, Re
     return out
 
 
-def _lr_grid(table: Mapping[str, Recipe],
-             lrs: Sequence[float] | Mapping[str, Sequence[float]] | None) -> dict[str, list]:
+def rate_grids(recipes: Mapping[str, Recipe] | Sequence[str],
+               lrs: Sequence[float] | Mapping[str, Sequence[float]] | None
+               ) -> dict[str, list[float]]:
+    """Each recipe's grid of learning rates, checked (section 4.3; ``compare`` and
+    :func:`tlutils.drift.sweep` take it as ``lrs``): one grid for every recipe, a dict
+    recipe name -> grid (every recipe and no other), or ``None`` for each recipe's own
+    ``lr``. Raises ValueError naming ``lrs``."""
+    table = recipes_table(recipes)
     if lrs is None:
         return {name: [recipe.lr] for name, recipe in table.items()}
     if isinstance(lrs, Mapping):
@@ -379,7 +386,7 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
     checks.xy(x_test, y_test, names=("x_test", "y_test"))
     budgets = checks.int_sequence("budgets", budgets, 1)
     seeds = checks.seeds(seeds)
-    grid = _lr_grid(table, lrs)
+    grid = rate_grids(table, lrs)
     checks.validation(validation)
     if validation is None and (stopping is not None or any(len(g) > 1 for g in grid.values())):
         raise ValueError("choosing learning rates (lrs) or stopping points (stopping) needs a "

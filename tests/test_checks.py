@@ -30,6 +30,15 @@ def test_accepted_values_come_back_in_the_form_callers_need(model):
     assert checks.layer_names("layers", [], model, allow_empty=True) == []
     x = np.zeros((5, 4, 3), np.float32)
     assert checks.model_inputs("x", x, model) is x
+    assert checks.grid("weights", (0, 1.5), strict=False) == [0.0, 1.5]
+    # One checker for every rate grid (2.2's layer sweep, 4.3's compare, 5.4, 5.6):
+    own = {"a": 1e-3, "b": 1e-2}
+    assert checks.rate_grids(["a", "b"], None, own) == {"a": [1e-3], "b": [1e-2]}
+    assert checks.rate_grids(["a", "b"], (1e-3, 1e-2), own) == {"a": [1e-3, 1e-2],
+                                                                "b": [1e-3, 1e-2]}
+    assert checks.rate_grids(["a", "b"], {"b": [0.1], "a": [0.2]}, own) == {"a": [0.2],
+                                                                          "b": [0.1]}
+    checks.needs_validation(x, "choosing rates")
 
 
 @pytest.mark.parametrize("call, message", [
@@ -49,6 +58,16 @@ def test_accepted_values_come_back_in_the_form_callers_need(model):
     (lambda m: checks.model_inputs("x", np.zeros((2, 12)), m), r"x must have shape"),
     (lambda m: checks.model_inputs("x", np.zeros((2, 4, 3)), keras.Sequential()),
      r"x cannot be fed to"),
+    (lambda m: checks.grid("lrs", [1e-3, 1e-3]), r"lrs repeats a value"),
+    (lambda m: checks.grid("lrs", [0.0]), r"lrs must be > 0"),
+    (lambda m: checks.grid("weights", []), r"weights must be a non-empty sequence"),
+    (lambda m: checks.rate_grids(["a"], {"a": [1e-3], "c": [1]}, {"a": 1e-3}),
+     r"lrs must give a grid for each of \['a'\] and no other: missing \[\], unknown \['c'\]"),
+    (lambda m: checks.rate_grids(["a", "b"], {"a": [1e-3]}, {}), r"missing \['b'\]"),
+    (lambda m: checks.rate_grids(["a"], {"a": [-1]}, {}), r"lrs\['a'\] must be > 0"),
+    (lambda m: checks.rate_grids(["a"], "1e-3", {}), r"lrs must be a non-empty sequence"),
+    (lambda m: checks.needs_validation(None, "choosing weights"),
+     r"choosing weights needs a validation set: .* never the test set"),
 ])
 def test_refusals_name_the_argument(model, call, message):
     with pytest.raises(ValueError, match=message):

@@ -494,9 +494,7 @@ def _check_budget(steps, stopping, x_val) -> tuple[int | None, engine.Stopping |
         checks.instance("stopping", stopping, engine.Stopping)
         if steps is not None:
             raise ValueError("give steps or stopping, not both (pass steps=None with stopping)")
-        if x_val is None:
-            raise ValueError("stopping needs a validation set: pass validation=(x_val, y_val), "
-                             "never the test set")
+        checks.needs_validation(x_val, "stopping")
         return None, stopping
     if steps is None:
         raise ValueError("steps must be a positive int when no stopping rule is given")
@@ -625,11 +623,7 @@ def _weight_grids(weights, table: Mapping[str, dict]) -> dict[str, list[float]]:
                              f"{sorted(table)}")
         if table[name]["method"] == "source_only":
             raise ValueError(f"weights[{name!r}]: a source_only entry has no alignment weight")
-        values = [checks.number(f"weights[{name!r}]", w, low=0.0)
-                  for w in checks.sequence(f"weights[{name!r}]", grid)]
-        if len(set(values)) != len(values):
-            raise ValueError(f"weights[{name!r}] repeats a weight: {values}")
-        grids[name] = values
+        grids[name] = checks.grid(f"weights[{name!r}]", grid, strict=False)
     return grids
 
 
@@ -698,9 +692,8 @@ def compare(parts: Callable[[int], tuple[keras.Model, keras.Model]], x_source: n
                              "given: compare adds that entry itself")
         table["target_oracle"] = {"method": "source_only"}
     grids = _weight_grids(weights, table)
-    if grids and x_val is None:
-        raise ValueError("choosing weights needs a validation set: pass validation=(x_val, "
-                         "y_val), never the test set")
+    if grids:
+        checks.needs_validation(x_val, "choosing weights")
     total = stopping.max_steps if stopping is not None else steps
     every = stopping.every if stopping is not None else steps
     assert total is not None and every is not None

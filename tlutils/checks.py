@@ -8,7 +8,7 @@ entry; the inner functions they call trust their arguments.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,9 +16,10 @@ import numpy as np
 if TYPE_CHECKING:
     import keras
 
-__all__ = ["features", "finite_array", "images", "instance", "int_at_least", "int_in",
-           "int_sequence", "labels", "layer_name", "layer_names", "model", "model_inputs", "number",
-           "one_of", "positive_ints", "seeds", "sequence", "vector", "xy"]
+__all__ = ["features", "finite_array", "grid", "images", "instance", "int_at_least", "int_in",
+           "int_sequence", "labels", "layer_name", "layer_names", "model", "model_inputs",
+           "needs_validation", "number", "one_of", "positive_ints", "rate_grids", "seeds",
+           "sequence", "vector", "xy"]
 
 
 def model(value: object, name: str = "model") -> keras.Model:
@@ -83,6 +84,42 @@ def int_sequence(name: str, values: object, low: int = 0) -> list[int]:
         raise ValueError(f"{name} must be a non-empty sequence of distinct ints >= {low}, "
                          f"got {values!r}")
     return [int(v) for v in out]
+
+
+def grid(name: str, values: object, *, strict: bool = True) -> list[float]:
+    """A grid of settings to choose from on validation data (learning rates, alignment
+    weights): a non-empty sequence of distinct numbers ``> 0`` (``strict=False``: ``>= 0``)."""
+    out = [number(name, v, low=0.0, strict=strict) for v in sequence(name, values)]
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} repeats a value: {out}")
+    return out
+
+
+def rate_grids(keys: Sequence[str], lrs: object, defaults: Mapping[str, float],
+               name: str = "lrs") -> dict[str, list[float]]:
+    """Each key's checked grid of learning rates from an ``lrs=`` argument (sections 2.2, 4.3,
+    5.4, 5.6): one grid for every key, a mapping key -> grid (every key and no other), or
+    ``None`` for each key's own rate in ``defaults``."""
+    keys = list(keys)
+    if lrs is None:
+        return {key: [float(defaults[key])] for key in keys}
+    if isinstance(lrs, Mapping):
+        missing = [key for key in keys if key not in lrs]
+        unknown = sorted(str(key) for key in lrs if key not in keys)
+        if missing or unknown:
+            raise ValueError(f"{name} must give a grid for each of {keys} and no other: "
+                             f"missing {missing}, unknown {unknown}")
+        return {key: grid(f"{name}[{key!r}]", lrs[key]) for key in keys}
+    shared = grid(name, lrs)
+    return {key: list(shared) for key in keys}
+
+
+def needs_validation(x_val: object, what: str) -> None:
+    """Raise unless a validation set was given: choosing ``what`` (rates, weights, stopping
+    points) on anything else would mean choosing on the test set."""
+    if x_val is None:
+        raise ValueError(f"{what} needs a validation set: pass validation=(x_val, y_val), "
+                         "never the test set")
 
 
 def seeds(values: object, name: str = "seeds") -> list[int]:

@@ -125,9 +125,8 @@ def sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: n
     x_val, y_val = checks.validation(validation)
     if x_val is not None:
         checks.images("x_val", x_val)
-    if lrs is not None and x_val is None:
-        raise ValueError("choosing learning rates (lrs) needs a validation set: pass "
-                         "validation=(x_val, y_val), never the test set")
+    if lrs is not None:
+        checks.needs_validation(x_val, "choosing learning rates (lrs)")
     grid = transfer.rate_grids(table, lrs) if lrs is not None else None
     if not isinstance(all_rates, bool) or (all_rates and grid is None):
         raise ValueError(f"all_rates must be True or False, and True only with lrs; got "

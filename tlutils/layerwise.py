@@ -174,10 +174,11 @@ def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_t
     seeds = checks.seeds(seeds)
     lr = checks.number("lr", lr, low=0.0, strict=True)
     x_val, y_val = checks.validation(validation)
-    grids = _sweep_grids(lrs, modes, lr)
-    if x_val is None and (stopping is not None or any(len(g) > 1 for g in grids.values())):
-        raise ValueError("choosing learning rates (lrs) or stopping points (stopping) needs a "
-                         "validation set: pass validation=(x_val, y_val), never the test set")
+    keys = ["scratch", *modes]
+    grids = checks.rate_grids(keys, lrs, dict.fromkeys(keys, lr))
+    if stopping is not None or any(len(g) > 1 for g in grids.values()):
+        checks.needs_validation(x_val, "choosing learning rates (lrs) or stopping points "
+                                "(stopping)")
     if (steps is None) == (stopping is None):
         raise ValueError("give steps or stopping, not both (pass steps=None with stopping)")
     if stopping is not None and not isinstance(stopping, engine.Stopping):
@@ -219,21 +220,3 @@ def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_t
     if x_val is not None:
         table["steps"] = table.steps.astype(int)
     return table
-
-
-def _sweep_grids(lrs: Sequence[float] | Mapping[str, Sequence[float]] | None,
-                 modes: Sequence[str], lr: float) -> dict[str, list[float]]:
-    """:func:`layer_sweep`'s rate grid for ``"scratch"`` and each mode, checked."""
-    keys = ["scratch", *modes]
-    if lrs is None:
-        return {key: [lr] for key in keys}
-    if isinstance(lrs, Mapping):
-        if set(lrs) != set(keys):
-            raise ValueError(f"lrs must give a grid for each of {keys} and no other, got "
-                             f"{sorted(lrs)}")
-        grids = {key: lrs[key] for key in keys}
-    else:
-        grids = {key: lrs for key in keys}
-    return {key: [checks.number(f"lrs[{key!r}]", v, low=0.0, strict=True)
-                  for v in checks.sequence(f"lrs[{key!r}]", grid)]
-            for key, grid in grids.items()}

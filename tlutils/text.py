@@ -632,15 +632,10 @@ def fine_tune_grid(model: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray,
     if (steps is None) == (stopping is None):
         raise ValueError("give steps or stopping, not both and not neither (pass steps=None "
                          "with stopping)")
-    grid = [lr]
-    if lrs is not None:
-        grid = [checks.number("lrs", v, low=0.0, strict=True)
-                for v in checks.sequence("lrs", lrs)]
-        if len(set(grid)) != len(grid):
-            raise ValueError(f"lrs repeats a rate: {grid}")
-    if validation is None and (lrs is not None or stopping is not None):
-        raise ValueError("choosing learning rates (lrs) or stopping points (stopping) needs a "
-                         "validation set: pass validation=(x_val, y_val), never the test set")
+    grid = [lr] if lrs is None else checks.grid("lrs", lrs)
+    if lrs is not None or stopping is not None:
+        checks.needs_validation(validation, "choosing learning rates (lrs) or stopping points "
+                                "(stopping)")
     if choose_at is not None:
         if validation is None:
             raise ValueError("choose_at needs a validation set (and a grid of lrs)")

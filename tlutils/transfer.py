@@ -326,20 +326,7 @@ def rate_grids(recipes: Mapping[str, Recipe] | Sequence[str],
     recipe name -> grid (every recipe and no other), or ``None`` for each recipe's own
     ``lr``. Raises ValueError naming ``lrs``."""
     table = recipes_table(recipes)
-    if lrs is None:
-        return {name: [recipe.lr] for name, recipe in table.items()}
-    if isinstance(lrs, Mapping):
-        missing = sorted(set(table) - set(lrs))
-        unknown = sorted(set(lrs) - set(table))
-        if missing or unknown:
-            raise ValueError(f"lrs must give a grid for every recipe and no other: missing "
-                             f"{missing}, unknown {unknown}")
-        grids = {name: lrs[name] for name in table}
-    else:
-        grids = {name: lrs for name in table}
-    return {name: [checks.number(f"lrs[{name!r}]", v, low=0.0, strict=True)
-                   for v in checks.sequence(f"lrs[{name!r}]", grid)]
-            for name, grid in grids.items()}
+    return checks.rate_grids(list(table), lrs, {name: r.lr for name, r in table.items()})
 
 
 def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test: np.ndarray,
@@ -388,9 +375,9 @@ def compare(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_test:
     seeds = checks.seeds(seeds)
     grid = rate_grids(table, lrs)
     checks.validation(validation)
-    if validation is None and (stopping is not None or any(len(g) > 1 for g in grid.values())):
-        raise ValueError("choosing learning rates (lrs) or stopping points (stopping) needs a "
-                         "validation set: pass validation=(x_val, y_val), never the test set")
+    if stopping is not None or any(len(g) > 1 for g in grid.values()):
+        checks.needs_validation(validation, "choosing learning rates (lrs) or stopping points "
+                                "(stopping)")
     if choose_at is not None and choose_at not in budgets:
         raise ValueError(f"choose_at must be one of budgets {budgets}, got {choose_at!r}")
     if stopping is not None and steps is not None:

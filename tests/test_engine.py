@@ -370,3 +370,32 @@ def test_run_rates_bad_input(source):
     with pytest.raises(ValueError, match="choose_on"):
         engine.run_rates({"a": trainee}, [task], {"a": [1e-3]}, steps=2,
                         choose_on=engine.Task(x, y, x, y, 3, x_val=x, y_val=y))
+
+
+def test_mark_chosen_keeps_the_best_mean_validation_rate_first_on_ties():
+    table = pd.DataFrame({"who": ["a"] * 4 + ["b"] * 4, "lr": [1, 1, 2, 2] * 2,
+                          "val_accuracy": [0.5, 0.7, 0.9, 0.1, 0.4, 0.4, 0.3, 0.5]})
+    # a: means 0.6 vs 0.5 -> lr 1; b: 0.4 vs 0.4, a tie -> the first of the grid, lr 1
+    assert engine.mark_chosen(table, within=["who"]).tolist() == [True] * 2 + [False] * 2 + \
+        [True] * 2 + [False] * 2
+    assert engine.mark_chosen(table).tolist() == [True, True, False, False] * 2
+    with pytest.raises(ValueError, match="within"):
+        engine.mark_chosen(table, within=["nope"])
+    with pytest.raises(ValueError, match="columns"):
+        engine.mark_chosen(table.drop(columns="val_accuracy"))
+
+
+def test_fit_to_rule_and_extra_reject_bad_input():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    x, y = np.zeros((4, 3), np.float32), np.zeros(4, np.int64)
+    with pytest.raises(ValueError, match="rule"):
+        engine.fit_to_rule(model, None, 100, x, y)
+    with pytest.raises(ValueError, match="scored"):
+        engine.fit_to_rule(model, None, engine.Stopping(1, 2), x, y, scored="head")
+    trainee = engine.Trainee(lambda s: keras.Sequential([keras.Input((3,)),
+                                                         keras.layers.Dense(2)]), [0],
+                             compile=lambda m: m.compile(optimizer="adam", loss="mse"))
+    task = engine.Task(x, y, x, y, budget=1)
+    with pytest.raises(ValueError, match="extra"):
+        engine.run({"t": trainee}, [task], steps=1, extra={"col": 3})

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tlutils import models, multitask, train
+from tlutils import engine, models, multitask, train
 
 
 def _tiny(n: int = 40, seed: int = 0):
@@ -123,11 +123,58 @@ def test_joint_vs_sequential_table_and_the_forgetting_view():
     assert (sequential["task_a_accuracy"] == train.accuracy(source, xt, yt)).all()
 
 
+def test_the_fair_protocol_chooses_rates_on_validation_and_stops_by_the_rule():
+    """FAQ Q2 on the fair protocol: both approaches run every rate of the grid, stop by the
+    rule on task B's validation set, and the rates are chosen there, never on the test sets
+    (swapping the tests for noise changes no choice and no stopping point). A run stopped at
+    its best round is exactly a fixed run of that many steps."""
+    source = models.build_cnn(filters=(4, 4), dense=16)
+    x, y = _tiny(60)
+    xv, yv = _tiny(30, seed=2)
+    xt, yt = _tiny(20, seed=1)
+    rule = engine.Stopping(every=2, max_steps=6, patience=1)
+    kwargs = dict(budget=3, seeds=(0, 1), target_steps=None, joint_steps=None,
+                  joint_batch_sizes=(8, 8), validation=(xv, yv), lrs=(1e-3, 1e-2),
+                  stopping=rule, all_rates=True)
+    df = multitask.compare_joint_sequential(source, (x, y), (x, y), (xt, yt), (xt, yt),
+                                            **kwargs)
+    assert list(df.columns) == ["approach", "lr", "seed", "task_a_accuracy",
+                                "task_b_accuracy", "steps", "val_accuracy", "seconds",
+                                "chosen"]
+    assert len(df) == 2 * 2 * 2
+    assert set(df.steps) <= {2, 4, 6}
+    for _, rows in df.groupby("approach"):
+        assert rows[rows.chosen].lr.nunique() == 1 and len(rows[rows.chosen]) == 2
+        means = rows.groupby("lr").val_accuracy.mean()
+        assert rows[rows.chosen].lr.iloc[0] == means.idxmax()
+    rng = np.random.default_rng(5)
+    noise = (rng.random(xt.shape, dtype=np.float32), rng.integers(0, 10, len(yt)))
+    other = multitask.compare_joint_sequential(source, (x, y), (x, y), noise, noise, **kwargs)
+    for column in ("chosen", "steps", "val_accuracy", "lr"):
+        assert other[column].tolist() == df[column].tolist()
+
+    chosen = df[df.chosen & (df.seed == 0)].set_index("approach")
+    fixed = multitask.compare_joint_sequential(
+        source, (x, y), (x, y), (xt, yt), (xt, yt), budget=3, seeds=(0,),
+        target_steps=int(chosen.steps["sequential transfer"]),
+        joint_steps=int(chosen.steps["multi-task (joint)"]), joint_batch_sizes=(8, 8),
+        validation=(xv, yv), lrs={a: [chosen.lr[a]] for a in multitask.APPROACHES})
+    for approach in multitask.APPROACHES:
+        row = fixed[fixed.approach == approach].iloc[0]
+        for column in ("task_a_accuracy", "task_b_accuracy", "val_accuracy"):
+            assert row[column] == chosen.loc[approach, column], (approach, column)
+
+
 @pytest.mark.parametrize("kwargs, name", [
     ({"budget": 0}, "budget"),
     ({"budget": 1, "seeds": ()}, "seeds"),
     ({"budget": 1, "joint_steps": 0}, "joint_steps"),
     ({"budget": 1, "joint_batch_sizes": (8,)}, "joint_batch_sizes"),
+    ({"budget": 1, "lrs": (1e-3,)}, "needs a validation set"),
+    ({"budget": 1, "stopping": engine.Stopping(2, 4)}, "target_steps and joint_steps"),
+    ({"budget": 1, "validation": "val"}, "validation"),
+    ({"budget": 1, "all_rates": True}, "all_rates"),
+    ({"budget": 1, "lrs": {"multi-task (joint)": [1e-3]}}, "lrs must give a grid"),
 ])
 def test_joint_vs_sequential_rejects_bad_settings(kwargs, name):
     source = models.build_cnn(filters=(2, 2), dense=4)

@@ -515,14 +515,8 @@ def _train(adapter: DomainAdapter, ds, *, steps: int | None, stopping: engine.St
             val = train.accuracy(adapter, x_val, y_val)
         return {k: float(v[-1]) for k, v in hist.history.items()}, steps, val
     assert x_val is not None and y_val is not None
-    best = engine._BestRound(x_val, y_val, stopping.patience)
-    hist = adapter.fit(ds, epochs=stopping.max_steps // stopping.every,
-                       steps_per_epoch=stopping.every, verbose=0, shuffle=False,
-                       callbacks=[best])
-    for variable, value in zip(adapter.variables, best.best_values):
-        variable.assign(value)
-    return ({k: float(v[-1]) for k, v in hist.history.items()},
-            best.best_round * stopping.every, best.best)
+    hist, used, val_acc = engine.fit_to_rule(adapter, ds, stopping, x_val, y_val)
+    return {k: float(v[-1]) for k, v in hist.history.items()}, used, val_acc
 
 
 def fit_adapter(adapter, x_source: np.ndarray, y_source: np.ndarray, x_target: np.ndarray, *,

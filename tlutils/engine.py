@@ -43,7 +43,8 @@ import pandas as pd
 
 from tlutils import checks
 
-__all__ = ["Stopping", "Task", "Trainee", "run", "run_rates", "train_steps"]
+__all__ = ["Stopping", "Task", "Trainee", "fit_to_rule", "mark_chosen", "run", "run_rates",
+           "train_steps"]
 
 
 class Trainee:
@@ -244,19 +245,22 @@ class Stopping:
 
 
 class _BestRound(keras.callbacks.Callback):
-    """Scores the validation set after every round, remembers the best round's weights and
-    stops training after ``patience`` rounds without improvement."""
+    """Scores the validation set after every round (with ``scored``, or the model being
+    trained), remembers the best round's weights and stops training after ``patience`` rounds
+    without improvement."""
 
-    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, patience: int) -> None:
+    def __init__(self, x_val: np.ndarray, y_val: np.ndarray, patience: int,
+                 scored: keras.Model | None = None) -> None:
         super().__init__()
-        self.x_val, self.y_val, self.patience = x_val, y_val, patience
+        self.x_val, self.y_val, self.patience, self.scored = x_val, y_val, patience, scored
         self.best, self.best_round, self.wait = -1.0, 0, 0
         self.best_values: list[np.ndarray] = []
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         from tlutils import train
 
-        acc = float(np.mean(train.predict_labels(self.model, self.x_val) == self.y_val))
+        scored = self.model if self.scored is None else self.scored
+        acc = float(np.mean(train.predict_labels(scored, self.x_val) == self.y_val))
         if acc > self.best:
             self.best, self.best_round, self.wait = acc, epoch + 1, 0
             self.best_values = [v.numpy() for v in self.model.variables]
@@ -266,24 +270,73 @@ class _BestRound(keras.callbacks.Callback):
                 self.model.stop_training = True
 
 
+def fit_to_rule(model: keras.Model, stream: object, rule: Stopping, x_val: np.ndarray,
+                y_val: np.ndarray, *, scored: keras.Model | None = None
+                ) -> tuple[keras.callbacks.History, int, float]:
+    """Train a compiled ``model`` on ``stream`` (anything ``model.fit`` takes that yields
+    batches without end: a ``tf.data.Dataset``, a generator) under ``rule`` (chapter 04, "A
+    fair comparison"; sections 5.1 and FAQ Q2 train their own streams with it): rounds of
+    ``rule.every`` batches of one stream, so a run stopped at round r has taken exactly the
+    first r x every batches. After each round the validation set is scored with ``scored``
+    (a model sharing ``model``'s layers, e.g. one head of a multi-task model) or ``model``
+    itself. The model is left at its best round. Returns ``(history, steps, val_accuracy)``:
+    Keras' training history and the best round's step count and validation accuracy."""
+    checks.model(model)
+    checks.instance("rule", rule, Stopping)
+    checks.xy(x_val, y_val, names=("x_val", "y_val"))
+    if scored is not None:
+        checks.model(scored, "scored")
+    return _fit_to_rule(model, stream, rule, x_val, y_val, scored)
+
+
+def _fit_to_rule(model: keras.Model, stream: object, rule: Stopping, x_val: np.ndarray,
+                 y_val: np.ndarray, scored: keras.Model | None = None
+                 ) -> tuple[keras.callbacks.History, int, float]:
+    """:func:`fit_to_rule` on checked arguments."""
+    best = _BestRound(x_val, y_val, rule.patience, scored)
+    history = model.fit(stream, epochs=rule.max_steps // rule.every,
+                        steps_per_epoch=rule.every, shuffle=False, verbose=0, callbacks=[best])
+    for variable, value in zip(model.variables, best.best_values):
+        variable.assign(value)
+    return history, best.best_round * rule.every, best.best
+
+
+def mark_chosen(table: pd.DataFrame, within: Sequence[str] = ()) -> pd.Series:
+    """Which rows of a grid of runs hold the chosen setting (chapter 04, "A fair comparison"):
+    ``table`` has a column ``lr`` (the grid, in grid order) and ``val_accuracy``, one row per
+    run; within each group of the ``within`` columns, the rate with the best mean validation
+    accuracy over seeds is chosen (the first of the grid on ties). The test set plays no part.
+    Returns a boolean Series aligned with ``table``."""
+    checks.instance("table", table, pd.DataFrame)
+    within = [checks.one_of("within", c, table.columns) for c in within]
+    for column in ("lr", "val_accuracy"):
+        checks.one_of("table's columns", column, table.columns)
+    keys = [*within, "lr"]
+    mean_val = table.groupby(keys, sort=False).val_accuracy.mean()
+    if within:
+        best = set(mean_val.groupby(level=list(range(len(within))), sort=False).idxmax())
+        chosen = [pair in best for pair in zip(*(table[c] for c in keys))]
+    else:
+        best_lr = mean_val.idxmax()
+        chosen = list(table["lr"] == best_lr)
+    return pd.Series(chosen, index=table.index, name="chosen")
+
+
 def _train_to_rule(model: keras.Model, x: np.ndarray, y: np.ndarray, x_val: np.ndarray,
                    y_val: np.ndarray, rule: Stopping, *, batch_size: int,
                    seed: int) -> tuple[int, float]:
     """Train ``model`` under ``rule``; leave it at its best round; return (steps, val acc)."""
     from tlutils import train
 
-    best = _BestRound(x_val, y_val, rule.patience)
-    model.fit(train.batches(x, y, batch_size=min(batch_size, len(y)), seed=seed),
-              epochs=rule.max_steps // rule.every, steps_per_epoch=rule.every, shuffle=False,
-              verbose=0, callbacks=[best])
-    for variable, value in zip(model.variables, best.best_values):
-        variable.assign(value)
-    return best.best_round * rule.every, best.best
+    stream = train.batches(x, y, batch_size=min(batch_size, len(y)), seed=seed)
+    _, used, val_acc = _fit_to_rule(model, stream, rule, x_val, y_val)
+    return used, val_acc
 
 
 def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | None = None,
         stopping: Stopping | None = None, lr: float | None = None, batch_size: int = 32,
-        name: str = "method", verbose: bool = False) -> pd.DataFrame:
+        name: str = "method", extra: Mapping[str, Callable[[], float]] | None = None,
+        verbose: bool = False) -> pd.DataFrame:
     """Train every trainee on every task for each of its seeds and score it (chapters 01-06).
 
     Each run rewinds the trainee to its seed, draws the seed's few-shot sample of the task's
@@ -291,10 +344,13 @@ def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | 
     Training is either ``steps`` gradient steps of ``batch_size``, or (``stopping``) rounds
     until the task's validation set stops improving (:class:`Stopping`; give one of the two).
     ``lr`` overrides every trainee's learning rate (:meth:`Trainee.rewind`). A trainee with
-    a frozen trunk trains its learner on features computed once per task.
+    a frozen trunk trains its learner on features computed once per task. ``extra`` maps
+    column names to functions of no arguments, called after each run (the model at the
+    weights that are scored), for more scores per run: e.g. what is left of the source task
+    after fine-tuning (FAQ Q2).
     Returns a tidy DataFrame with columns ``name`` (the trainee's key), the task's columns,
-    ``seed``, ``accuracy``, then ``steps`` and ``val_accuracy`` when the tasks have a
-    validation set, and ``seconds``.
+    ``seed``, ``accuracy``, the ``extra`` columns, then ``steps`` and ``val_accuracy`` when
+    the tasks have a validation set, and ``seconds``.
     """
     from tlutils import data, train
 
@@ -325,6 +381,7 @@ def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | 
     batch_size = checks.int_at_least("batch_size", batch_size)
     if lr is not None:
         lr = checks.number("lr", lr, low=0.0, strict=True)
+    extra = _check_extra(extra)
     rows = []
     for key, trainee in trainees.items():
         for task in tasks:
@@ -354,6 +411,7 @@ def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | 
                                 batch_size=batch_size, seed=seed)
                     acc = train.accuracy(learner, x_test, task.y_test)
                     row["accuracy"] = acc
+                    row.update({column: float(score()) for column, score in extra.items()})
                     if x_val is not None:
                         row["steps"] = steps
                         row["val_accuracy"] = train.accuracy(learner, x_val, task.y_val)
@@ -363,7 +421,9 @@ def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | 
                                                    task.y_val, stopping,
                                                    batch_size=batch_size, seed=seed)
                     acc = train.accuracy(learner, x_test, task.y_test)
-                    row.update(accuracy=acc, steps=used, val_accuracy=val_acc)
+                    row["accuracy"] = acc
+                    row.update({column: float(score()) for column, score in extra.items()})
+                    row.update(steps=used, val_accuracy=val_acc)
                 accs.append(acc)
                 row["seconds"] = time.perf_counter() - start
                 rows.append(row)
@@ -376,8 +436,9 @@ def run(trainees: Mapping[str, Trainee], tasks: Sequence[Task], *, steps: int | 
 def run_rates(trainees: Mapping[str, Trainee], tasks: Sequence[Task],
               lrs: Mapping[str, Sequence[float]], *, steps: int | None = None,
               stopping: Stopping | None = None, choose_on: Task | None = None,
-              batch_size: int = 32, name: str = "method", verbose: bool = False
-              ) -> pd.DataFrame:
+              batch_size: int = 32, name: str = "method",
+              extra: Mapping[str, Callable[[], float]] | None = None,
+              verbose: bool = False) -> pd.DataFrame:
     """:func:`run` at every learning rate of each trainee's grid, with the rate chosen on
     validation data (chapter 04, "A fair comparison"; sections 2.2, 4.3, 5.4 and 5.6).
 
@@ -386,7 +447,7 @@ def run_rates(trainees: Mapping[str, Trainee], tasks: Sequence[Task],
     the rate with the best mean validation accuracy over seeds is *chosen* (the first of the
     grid on ties). The test set plays no part in the choice. With ``choose_on`` the other
     tasks then run once, at the rate chosen on ``choose_on`` (cheaper; say so where the
-    results are reported). Every task needs a validation set.
+    results are reported). Every task needs a validation set. ``extra``: as in :func:`run`.
 
     Returns :func:`run`'s table with the rate in a column ``lr`` after the task's columns and
     a boolean column ``chosen`` at the end: every run of the grid, so the rates that lost
@@ -397,14 +458,11 @@ def run_rates(trainees: Mapping[str, Trainee], tasks: Sequence[Task],
     if not isinstance(trainees, Mapping) or not trainees:
         raise ValueError(f"trainees must be a non-empty mapping name -> Trainee, got {trainees!r}")
     tasks = checks.sequence("tasks", tasks)
-    if not isinstance(lrs, Mapping) or set(lrs) != set(trainees):
+    if not isinstance(lrs, Mapping):
         raise ValueError(f"lrs must map every trainee ({sorted(trainees)}) to a grid of "
                          f"learning rates, got {lrs!r}")
-    grid = {key: [checks.number(f"lrs[{key!r}]", v, low=0.0, strict=True)
-                  for v in checks.sequence(f"lrs[{key!r}]", lrs[key])] for key in trainees}
-    for key, rates in grid.items():
-        if len(set(rates)) != len(rates):
-            raise ValueError(f"lrs[{key!r}] repeats a rate: {rates}")
+    grid = checks.rate_grids(list(trainees), lrs, {})
+    extra = _check_extra(extra)
     if any(not isinstance(task, Task) or task.x_val is None for task in tasks):
         raise ValueError("choosing a learning rate needs a validation set (x_val, y_val) in "
                          "every task: never the test set")
@@ -418,22 +476,31 @@ def run_rates(trainees: Mapping[str, Trainee], tasks: Sequence[Task],
         parts = []
         for lr in grid[key]:
             part = run({key: trainee}, first, steps=steps, stopping=stopping, lr=lr,
-                       batch_size=batch_size, name=name, verbose=verbose)
+                       batch_size=batch_size, name=name, extra=extra, verbose=verbose)
             # Which task each row belongs to: run() goes task by task, seed by seed.
             part["_task"] = np.repeat(np.arange(len(first)), len(trainee.seeds))
             parts.append(part.assign(lr=lr))
         tuned = pd.concat(parts, ignore_index=True)
-        mean_val = tuned.groupby(["_task", "lr"], sort=False).val_accuracy.mean()
-        best = set(mean_val.groupby(level="_task", sort=False).idxmax())
-        tuned["chosen"] = [pair in best for pair in zip(tuned["_task"], tuned["lr"])]
+        tuned["chosen"] = mark_chosen(tuned, within=["_task"])
         runs.append(tuned.drop(columns="_task"))
         if rest:
             lr = float(tuned[tuned.chosen].lr.iloc[0])
             part = run({key: trainee}, rest, steps=steps, stopping=stopping, lr=lr,
-                       batch_size=batch_size, name=name, verbose=verbose)
+                       batch_size=batch_size, name=name, extra=extra, verbose=verbose)
             runs.append(part.assign(lr=lr, chosen=True))
         front = [c for c in runs[0].columns if c not in ("seed", "lr", "chosen")]
     results = pd.concat(runs, ignore_index=True)
     at = front.index("accuracy")
     columns = [*front[:at], "lr", "seed", *front[at:], "chosen"]
     return results[columns]
+
+
+def _check_extra(extra: object) -> dict[str, Callable[[], float]]:
+    """Checked ``extra=``: column name -> function of no arguments."""
+    if extra is None:
+        return {}
+    if not isinstance(extra, Mapping) or not all(
+            isinstance(k, str) and callable(f) for k, f in extra.items()):
+        raise ValueError(f"extra must map column names to functions of no arguments, got "
+                         f"{extra!r}")
+    return dict(extra)

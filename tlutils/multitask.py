@@ -12,7 +12,7 @@ is ``compile`` + ``fit`` on a zipped ``tf.data`` pipeline.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 import numpy as np
@@ -148,14 +148,22 @@ def fit_joint(model: keras.Model, task_data: dict, *, steps: int,
     return table
 
 
+#: The two approaches :func:`compare_joint_sequential` compares, as named in its table.
+APPROACHES = ("sequential transfer", "multi-task (joint)")
+
+
 def compare_joint_sequential(source: keras.Model, task_a: tuple[np.ndarray, np.ndarray],
                              target_pool: tuple[np.ndarray, np.ndarray],
                              test_a: tuple[np.ndarray, np.ndarray],
                              test_b: tuple[np.ndarray, np.ndarray], *, budget: int,
-                             seeds: Sequence[int] = (0, 1), target_steps: int = 100,
-                             joint_steps: int = 200, batch_size: int = 32,
+                             seeds: Sequence[int] = (0, 1), target_steps: int | None = 100,
+                             joint_steps: int | None = 200, batch_size: int = 32,
                              joint_batch_sizes: tuple[int, int] = (32, 16),
-                             lr: float = 1e-3) -> pd.DataFrame:
+                             lr: float = 1e-3,
+                             validation: tuple[np.ndarray, np.ndarray] | None = None,
+                             lrs: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
+                             stopping: engine.Stopping | None = None,
+                             all_rates: bool = False) -> pd.DataFrame:
     """Sequential transfer against joint multi-task training on the same two tasks (chapter 06).
 
     * ``sequential transfer``: ``source`` (already trained on task A) gets a fresh head and is
@@ -166,8 +174,23 @@ def compare_joint_sequential(source: keras.Model, task_a: tuple[np.ndarray, np.n
       steps, each with a batch of task A and a batch of task B (``joint_batch_sizes``).
 
     Both see the same few-shot task-B sample for a seed, and both are rewound per seed by the
-    comparison engine (:class:`tlutils.engine.Trainee`). Returns a tidy DataFrame with columns
-    ``approach, seed, task_a_accuracy, task_b_accuracy, seconds``.
+    comparison engine (:class:`tlutils.engine.Trainee`). For a fair comparison (FAQ Q2) give
+    a task-B ``validation`` set ``(x_val, y_val)`` (labelled, disjoint from the pool and the
+    test set) and
+
+    * ``lrs``: a grid of learning rates, one for both approaches or a dict approach -> grid;
+      each approach keeps the rate with the best mean task-B validation accuracy over seeds
+      (:func:`tlutils.engine.mark_chosen`; the test sets play no part);
+    * ``stopping``: a :class:`tlutils.engine.Stopping` rule for both approaches instead of
+      step counts (pass ``target_steps=None, joint_steps=None``): each run trains in rounds
+      until its task-B validation accuracy stops improving and keeps its best round
+      (:func:`tlutils.engine.fit_to_rule`; for the joint model a round is ``every`` joint
+      steps, each with a batch of both tasks).
+
+    Returns a tidy DataFrame with columns ``approach, seed, task_a_accuracy, task_b_accuracy,
+    seconds``, plus ``lr``, ``steps`` and ``val_accuracy`` (task B's) when a validation set
+    is given: the runs at the chosen rates, or (``all_rates=True``) every run of the grids
+    with a boolean column ``chosen``.
     """
     checks.model(source, "source")
     for name, pair in (("task_a", task_a), ("target_pool", target_pool), ("test_a", test_a),
@@ -175,11 +198,26 @@ def compare_joint_sequential(source: keras.Model, task_a: tuple[np.ndarray, np.n
         if not isinstance(pair, tuple) or len(pair) != 2:
             raise ValueError(f"{name} must be a tuple (x, y)")
         checks.xy(*pair, names=(f"{name}[0]", f"{name}[1]"))
-    for name, value in (("budget", budget), ("target_steps", target_steps),
-                        ("joint_steps", joint_steps), ("batch_size", batch_size)):
+    for name, value in (("budget", budget), ("batch_size", batch_size)):
         checks.int_at_least(name, value)
+    if stopping is not None:
+        checks.instance("stopping", stopping, engine.Stopping)
+        if target_steps is not None or joint_steps is not None:
+            raise ValueError("give target_steps and joint_steps, or stopping, not both (pass "
+                             "target_steps=None, joint_steps=None with stopping)")
+    else:
+        target_steps = checks.int_at_least("target_steps", target_steps)
+        joint_steps = checks.int_at_least("joint_steps", joint_steps)
     seeds = checks.seeds(seeds)
     lr = checks.number("lr", lr, low=0.0, strict=True)
+    grids = checks.rate_grids(APPROACHES, lrs, dict.fromkeys(APPROACHES, lr))
+    x_val, y_val = checks.validation(validation)
+    if lrs is not None or stopping is not None:
+        checks.needs_validation(x_val, "choosing learning rates (lrs) or stopping points "
+                                "(stopping)")
+    if not isinstance(all_rates, bool) or (all_rates and x_val is None):
+        raise ValueError(f"all_rates must be True or False, and True only with a validation "
+                         f"set; got {all_rates!r}")
     if (not isinstance(joint_batch_sizes, (tuple, list)) or len(joint_batch_sizes) != 2
             or not all(isinstance(b, int) and b > 0 for b in joint_batch_sizes)):
         raise ValueError(f"joint_batch_sizes must be two positive ints, got {joint_batch_sizes!r}")
@@ -188,8 +226,8 @@ def compare_joint_sequential(source: keras.Model, task_a: tuple[np.ndarray, np.n
         raise ValueError(f"task_a labels must be below the source's {n_a} outputs")
     n_b = int(max(target_pool[1].max(), test_b[1].max())) + 1
 
-    rows = []
-    # Sequential: the fine-tuned target, and the source's old head on its trunk.
+    # Sequential: the fine-tuned target, and the source's old head on its trunk; the engine
+    # scores what is left of task A after each run.
     sequential = engine.Trainee(
         lambda s: transfer.make_target(source, "fine_tune", num_classes=n_b, keep_head=False,
                                        seed=s),
@@ -198,15 +236,17 @@ def compare_joint_sequential(source: keras.Model, task_a: tuple[np.ndarray, np.n
     old_head = keras.layers.Dense(n_a, name="source_head")
     left_of_a = keras.Model(target.input, old_head(target.get_layer("head").input))
     old_head.set_weights(source.get_layer("head").get_weights())
-    for seed in seeds:
-        start = time.perf_counter()
-        xs, ys = data.few_shot(*target_pool, budget, seed=seed)
-        engine.train_steps(sequential.rewind(seed), xs, ys, steps=target_steps,
-                           batch_size=batch_size, seed=seed)
-        rows.append({"approach": "sequential transfer", "seed": seed,
-                     "task_a_accuracy": train.accuracy(left_of_a, *test_a),
-                     "task_b_accuracy": train.accuracy(target, *test_b),
-                     "seconds": time.perf_counter() - start})
+    task = engine.Task(*target_pool, *test_b, budget, x_val=x_val, y_val=y_val)
+    extra = {"task_a_accuracy": lambda: train.accuracy(left_of_a, *test_a)}
+    seq_name = APPROACHES[0]
+    if x_val is None:
+        seq = engine.run({seq_name: sequential}, [task], steps=target_steps, stopping=stopping,
+                         batch_size=batch_size, name="approach", extra=extra)
+    else:
+        seq = engine.run_rates({seq_name: sequential}, [task], {seq_name: grids[seq_name]},
+                               steps=target_steps, stopping=stopping, batch_size=batch_size,
+                               name="approach", extra=extra)
+    seq = seq.rename(columns={"accuracy": "task_b_accuracy"})
 
     # Joint: a two-head model, one batch of each task per step.
     tasks = ("a", "b")
@@ -216,14 +256,40 @@ def compare_joint_sequential(source: keras.Model, task_a: tuple[np.ndarray, np.n
         compile=lambda m: _compile_joint(m, list(tasks), lr=lr, loss_weights=None))
     views = {t: task_model(joint.model, t) for t in tasks}
     sizes = dict(zip(tasks, joint_batch_sizes))
-    for seed in seeds:
-        start = time.perf_counter()
-        xs, ys = data.few_shot(*target_pool, budget, seed=seed)
-        sizes_now = {"a": sizes["a"], "b": min(sizes["b"], len(ys))}
-        joint.rewind(seed).fit(_joint_pipeline({"a": task_a, "b": (xs, ys)}, sizes_now, seed),
-                               epochs=1, steps_per_epoch=joint_steps, verbose=0)
-        rows.append({"approach": "multi-task (joint)", "seed": seed,
-                     "task_a_accuracy": train.accuracy(views["a"], *test_a),
-                     "task_b_accuracy": train.accuracy(views["b"], *test_b),
-                     "seconds": time.perf_counter() - start})
-    return pd.DataFrame(rows)
+    rows = []
+    for rate in grids[APPROACHES[1]]:
+        for seed in seeds:
+            start = time.perf_counter()
+            xs, ys = data.few_shot(*target_pool, budget, seed=seed)
+            sizes_now = {"a": sizes["a"], "b": min(sizes["b"], len(ys))}
+            model = joint.rewind(seed, lr=rate if x_val is not None else None)
+            stream = _joint_pipeline({"a": task_a, "b": (xs, ys)}, sizes_now, seed)
+            row: dict[str, object] = {"approach": APPROACHES[1], "seed": seed}
+            used: int | None
+            val_acc: float | None
+            if stopping is not None:
+                assert x_val is not None and y_val is not None
+                _, used, val_acc = engine.fit_to_rule(model, stream, stopping, x_val, y_val,
+                                                      scored=views["b"])
+            else:
+                model.fit(stream, epochs=1, steps_per_epoch=joint_steps, verbose=0)
+                used = joint_steps
+                val_acc = None if x_val is None else train.accuracy(views["b"], x_val, y_val)
+            row["task_b_accuracy"] = train.accuracy(views["b"], *test_b)
+            row["task_a_accuracy"] = train.accuracy(views["a"], *test_a)
+            if x_val is not None:
+                row.update(lr=rate, steps=used, val_accuracy=val_acc)
+            row["seconds"] = time.perf_counter() - start
+            rows.append(row)
+    columns = ["approach", "seed", "task_a_accuracy", "task_b_accuracy", "seconds"]
+    if x_val is None:
+        return pd.concat([seq, pd.DataFrame(rows)], ignore_index=True)[columns]
+    table = pd.concat([seq.drop(columns="chosen"), pd.DataFrame(rows)], ignore_index=True)
+    table["steps"] = table.steps.astype(int)
+    table["chosen"] = engine.mark_chosen(table, within=["approach"])
+    columns = ["approach", "lr", "seed", "task_a_accuracy", "task_b_accuracy", "steps",
+               "val_accuracy", "seconds", "chosen"]
+    table = table[columns]
+    if all_rates:
+        return table
+    return table[table.chosen].drop(columns="chosen").reset_index(drop=True)

@@ -53,18 +53,22 @@ book: $(STAMP)  ## Build the HTML book from the committed notebook outputs.
 # Thread counts can change the last bits of a result, so the committed outputs are executed
 # with exactly these settings and strict nbval compares under them. JOBS=1 runs serially.
 JOBS ?= 2
+# Files start in the order tests/conftest.py gives them (longest first, shared results
+# before their readers); without --no-loadscope-reorder pytest-xdist would sort them by
+# their number of tests instead.
+XDIST := -n $(JOBS) --dist loadfile --no-loadscope-reorder
 THREADS := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=2
 NBVAL_ARGS := $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900
 
 test: $(STAMP)  ## Every test: unit tests, notebooks (strict nbval), the book build.
 	@echo "TLUTILS_DATA_DIR=$(TLUTILS_DATA_DIR)  notebook mode: $(NBVAL)  workers: $(JOBS)"
-	$(THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile tests $(NBVAL_ARGS) $(NOTEBOOKS)
+	$(THREADS) $(PY) -m pytest $(XDIST) tests $(NBVAL_ARGS) $(NOTEBOOKS)
 
 unit: $(STAMP)  ## Unit tests only (fast).
-	$(THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile tests -m "not book"
+	$(THREADS) $(PY) -m pytest $(XDIST) tests -m "not book"
 
 notebooks: $(STAMP)  ## Strict nbval over every notebook only.
-	$(THREADS) $(PY) -m pytest -n $(JOBS) --dist loadfile $(NBVAL_ARGS) $(NOTEBOOKS)
+	$(THREADS) $(PY) -m pytest $(XDIST) $(NBVAL_ARGS) $(NOTEBOOKS)
 
 execute: $(STAMP)  ## Re-execute notebooks in place (NB=path to run one), top to bottom.
 	$(THREADS) $(PY) tools/execute_notebooks.py --jobs $(JOBS) $(or $(NB),$(NOTEBOOKS))

@@ -87,6 +87,31 @@ def _recorded_seconds(notebook: Path) -> float:
     return sum(cell_seconds(cell) or 0.0 for cell in cells)
 
 
+# Shared results first. Section 4.3's comparison is computed once and read from the results
+# cache by chapter 1, 4.4 and the FAQ (`transfer.compare(cache=True)`, `tlutils.memo`); a
+# notebook asking for it while it is being computed waits on its file lock with its core idle
+# (in one measured run chapter 1 computed it for 141 s while 4.4 waited 194 s). So the
+# notebook that computes it starts first, beside the longest file that does not read it, and
+# its readers come after, when the table is there. (`make test` passes
+# --no-loadscope-reorder, so pytest-xdist keeps this order instead of sorting files by
+# their number of tests.)
+PRODUCERS = ("04_3_target_fine_tuning.ipynb",)
+READERS = ("01_background.ipynb", "04_4_evaluation.ipynb", "06_faq.ipynb")
+
+
+def file_order(costs: dict[Path, float]) -> list[Path]:
+    """Files in the order they should start: the producers of shared results, the longest
+    file that reads none, then every other file longest first."""
+    files = sorted(costs, key=lambda path: -costs[path])
+    first = [path for path in files if path.name in PRODUCERS]
+    rest = [path for path in files if path.name not in PRODUCERS]
+    beside = next((path for path in rest if path.name not in READERS), None)
+    if first and beside is not None:
+        rest.remove(beside)
+        first.append(beside)
+    return first + rest
+
+
 def pytest_collection_modifyitems(session, config, items):
     costs: dict[Path, float] = {}
     for item in items:
@@ -94,7 +119,8 @@ def pytest_collection_modifyitems(session, config, items):
         if path not in costs:
             costs[path] = (_recorded_seconds(path) if path.suffix == ".ipynb"
                            else SLOW_TEST_FILES.get(path.name, 0.0))
-    items.sort(key=lambda item: -costs[Path(str(item.fspath))])  # stable: order within a file kept
+    rank = {path: i for i, path in enumerate(file_order(costs))}
+    items.sort(key=lambda item: rank[Path(str(item.fspath))])  # stable within a file
 
 
 def pytest_configure(config):

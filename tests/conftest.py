@@ -90,7 +90,7 @@ def _recorded_seconds(notebook: Path) -> float:
 # Shared results first. Section 4.3's comparison is computed once and read from the results
 # cache by chapter 1, 4.4 and the FAQ (`transfer.compare(cache=True)`, `tlutils.memo`); a
 # notebook asking for it while it is being computed waits on its file lock with its core idle
-# (in one measured run chapter 1 computed it for 141 s while 4.4 waited 194 s). So the
+# (in one measured run 4.4 computed it in a 194 s cell while chapter 1 waited 141 s). So the
 # notebook that computes it starts first, beside the longest file that does not read it, and
 # its readers come after, when the table is there. (`make test` passes
 # --no-loadscope-reorder, so pytest-xdist keeps this order instead of sorting files by

@@ -46,22 +46,29 @@ book: $(STAMP)  ## Build the HTML book from the committed notebook outputs.
 	$(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
-# Both cores: two pytest workers (pytest-xdist; a notebook's cells stay together with
-# --dist loadfile), and two notebooks at a time in `make execute`. Each TensorFlow process
-# then computes every op on one thread (two threads for independent ops, which the two
-# MirroredStrategy replicas of chapter 5.7 need), so the workers don't fight over the cores.
+# Both cores: pytest workers (pytest-xdist; a notebook's cells stay together with
+# --dist loadfile; TEST_JOBS below), and two notebooks at a time in `make execute`. Each
+# TensorFlow process then computes every op on one thread (two threads for independent ops,
+# which the two MirroredStrategy replicas of chapter 5.7 need), so the workers don't fight
+# over the cores.
 # Thread counts can change the last bits of a result, so the committed outputs are executed
-# with exactly these settings and strict nbval compares under them. JOBS=1 runs serially.
+# with exactly these settings and strict nbval compares under them. JOBS=1 TEST_JOBS=1 runs
+# serially.
 JOBS ?= 2
+# pytest runs one worker more than `make execute` runs notebooks: part of every test run
+# waits rather than computes (a grading timeout, the book build, browser pages, package
+# resolution in subprocesses), and a third worker keeps both cores busy meanwhile. Results
+# do not depend on the number of workers (each TensorFlow process still uses one thread).
+TEST_JOBS ?= 3
 # Files start in the order tests/conftest.py gives them (longest first, shared results
 # before their readers); without --no-loadscope-reorder pytest-xdist would sort them by
 # their number of tests instead.
-XDIST := -n $(JOBS) --dist loadfile --no-loadscope-reorder
+XDIST := -n $(TEST_JOBS) --dist loadfile --no-loadscope-reorder
 THREADS := TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=2
 NBVAL_ARGS := $(NBVAL) --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 900
 
 test: $(STAMP)  ## Every test: unit tests, notebooks (strict nbval), the book build.
-	@echo "TLUTILS_DATA_DIR=$(TLUTILS_DATA_DIR)  notebook mode: $(NBVAL)  workers: $(JOBS)"
+	@echo "TLUTILS_DATA_DIR=$(TLUTILS_DATA_DIR)  notebook mode: $(NBVAL)  workers: $(TEST_JOBS)"
 	$(THREADS) $(PY) -m pytest $(XDIST) tests $(NBVAL_ARGS) $(NOTEBOOKS)
 
 unit: $(STAMP)  ## Unit tests only (fast).

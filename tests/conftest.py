@@ -91,24 +91,25 @@ def _recorded_seconds(notebook: Path) -> float:
 # cache by chapter 1, 4.4 and the FAQ (`transfer.compare(cache=True)`, `tlutils.memo`); a
 # notebook asking for it while it is being computed waits on its file lock with its core idle
 # (in one measured run 4.4 computed it in a 194 s cell while chapter 1 waited 141 s). So the
-# notebook that computes it starts first, beside the longest file that does not read it, and
-# its readers come after, when the table is there. (`make test` passes
+# notebook that computes it starts first, beside the longest files that do not read it (one
+# per other worker), and its readers come after, when the table is there. (`make test` passes
 # --no-loadscope-reorder, so pytest-xdist keeps this order instead of sorting files by
 # their number of tests.)
 PRODUCERS = ("04_3_target_fine_tuning.ipynb",)
 READERS = ("01_background.ipynb", "04_4_evaluation.ipynb", "06_faq.ipynb")
 
 
-def file_order(costs: dict[Path, float]) -> list[Path]:
-    """Files in the order they should start: the producers of shared results, the longest
-    file that reads none, then every other file longest first."""
+def file_order(costs: dict[Path, float], workers: int = 2) -> list[Path]:
+    """Files in the order they should start: the producers of shared results, beside them
+    the longest files that read none (one per other worker), then every other file longest
+    first."""
     files = sorted(costs, key=lambda path: -costs[path])
     first = [path for path in files if path.name in PRODUCERS]
     rest = [path for path in files if path.name not in PRODUCERS]
-    beside = next((path for path in rest if path.name not in READERS), None)
-    if first and beside is not None:
-        rest.remove(beside)
-        first.append(beside)
+    if first:
+        beside = [path for path in rest if path.name not in READERS][:max(workers - 1, 0)]
+        rest = [path for path in rest if path not in beside]
+        first += beside
     return first + rest
 
 
@@ -119,7 +120,8 @@ def pytest_collection_modifyitems(session, config, items):
         if path not in costs:
             costs[path] = (_recorded_seconds(path) if path.suffix == ".ipynb"
                            else SLOW_TEST_FILES.get(path.name, 0.0))
-    rank = {path: i for i, path in enumerate(file_order(costs))}
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    rank = {path: i for i, path in enumerate(file_order(costs, workers))}
     items.sort(key=lambda item: rank[Path(str(item.fspath))])  # stable within a file
 
 

@@ -15,6 +15,9 @@ def test_the_producer_starts_first_beside_the_longest_file_that_does_not_wait_fo
     assert [p.name for p in file_order(costs)] == [
         "04_3_target_fine_tuning.ipynb", "05_4.ipynb", "06_faq.ipynb", "01_background.ipynb",
         "test_x.py"]
+    # three workers: two files that read nothing start beside the producer
+    assert [p.name for p in file_order(costs, workers=3)][:3] == [
+        "04_3_target_fine_tuning.ipynb", "05_4.ipynb", "test_x.py"]
 
 
 def test_the_lists_name_the_notebooks_that_share_the_cached_comparison():

@@ -471,6 +471,17 @@ def _kill_tree(parent: psutil.Process) -> None:
 
 
 _CGROUP_COUNT = 0
+# Room above ``Limits.processes`` for the sandbox's own tasks (bubblewrap, the runner).
+_SLACK = 16
+
+
+def watchdog_cap(processes: int) -> int:
+    """The pids cgroup's cap on the sandbox's tasks (processes and threads) for a limit of
+    ``processes``; the watchdog acts only at that many processes, where the cgroup (or
+    RLIMIT_NPROC, which binds at ``processes``) has failed. It used to act 8 below the
+    cap: a fork bomb that the cgroup had stopped at 143 processes then got its sandbox
+    killed as well, at times before the answers were out (a flaky grade)."""
+    return processes + _SLACK
 
 
 def _pids_cgroup(limit: int) -> Path | None:
@@ -553,7 +564,8 @@ class Sandbox:
             cmd = runner
         else:
             cmd = _bwrap_prefix(self.scratch, self.zoo, masked) + runner
-        self.cgroup = _pids_cgroup(limits.processes + 16) if os.geteuid() == 0 else None
+        cap = watchdog_cap(limits.processes)
+        self.cgroup = _pids_cgroup(cap) if os.geteuid() == 0 else None
         procs_file = str(self.cgroup / "cgroup.procs") if self.cgroup else None
 
         def _enter_cgroup() -> None:
@@ -570,15 +582,15 @@ class Sandbox:
         # Taken now, while the child cannot have been reaped: the identity every later kill uses.
         self.ps = psutil.Process(self.proc.pid)
         self.killed_for = ""
-        self._watch = threading.Thread(target=self._watchdog, args=(limits.processes,),
+        self._watch = threading.Thread(target=self._watchdog, args=(cap,),
                                        daemon=True)
         self._watch.start()
         os.close(req_r)
         os.close(resp_w)
 
-    def _watchdog(self, limit: int) -> None:
-        """Second line against fork bombs: count the sandbox's processes, kill it past the
-        limit (the cgroup or RLIMIT_NPROC normally stops them first)."""
+    def _watchdog(self, cap: int) -> None:
+        """Second line against fork bombs: count the sandbox's processes, kill it once they
+        reach ``cap``, which the cgroup or RLIMIT_NPROC should never have let them reach."""
         import psutil
 
         while self.proc.poll() is None:
@@ -586,8 +598,8 @@ class Sandbox:
                 n = len(self.ps.children(recursive=True))
             except psutil.Error:
                 return
-            if n > limit + 8:
-                self.killed_for = f"more than {limit} processes"
+            if n >= cap:
+                self.killed_for = f"{n} processes (a limit of {cap - _SLACK})"
                 _kill_tree(self.ps)
                 return
             time.sleep(0.25)

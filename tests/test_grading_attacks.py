@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -388,6 +389,9 @@ def test_hidden_tests_never_reach_the_sandbox(ch06_batch):
 
 @needs_bwrap
 def test_limits_reported(ch06_batch):
+    for name in ("a10_memory.ipynb", "a15_fork_bomb.ipynb"):
+        row = ch06_batch["rows"][name]
+        assert row["status"] == "graded", row  # graded to zero, not stopped
     results = json.loads((ch06_batch["out"] / "a10_memory.json").read_text())
     assert results["cell_errors"] == ["cell 1: MemoryError"], results["cell_errors"]
     results = json.loads((ch06_batch["out"] / "a15_fork_bomb.json").read_text())
@@ -598,3 +602,41 @@ def test_kill_tree_never_touches_a_reaped_sandbox_pid():
     sandbox._kill_tree(tree)  # psutil reaps them: Popen.wait would then read 0
     assert not tree.is_running() and not child.is_running()
     live.wait(timeout=10)
+
+
+def _watch(processes: int) -> tuple[sandbox.Sandbox, subprocess.Popen]:
+    """A sandbox object whose watchdog watches a shell that starts ``processes`` sleepers."""
+    shell = subprocess.Popen(["bash", "-c", f"for i in $(seq {processes}); do sleep 30 & done;"
+                              " wait"], start_new_session=True)
+    box = sandbox.Sandbox.__new__(sandbox.Sandbox)
+    box.proc, box.ps, box.killed_for = shell, psutil.Process(shell.pid), ""
+    deadline = time.time() + 30
+    while len(box.ps.children(recursive=True)) < processes and time.time() < deadline:
+        time.sleep(0.05)
+    return box, shell
+
+
+def test_watchdog_acts_only_where_the_process_cap_failed():
+    """The pids cgroup holds a sandbox's tasks (its own process included) to the cap, so its
+    descendants stop one short of it; only there may the watchdog kill. It used to kill 8
+    below the cap: a fork bomb the cgroup had already stopped (143 processes at a limit of
+    128) then lost its sandbox, sometimes before the answers were out, and the attack test
+    failed at random (CI run of stop 24)."""
+    limit = 4
+    cap = sandbox.watchdog_cap(limit)
+    assert cap > limit
+    box, shell = _watch(cap - 1)  # all the cgroup lets the sandbox's top process start
+    try:
+        watcher = threading.Thread(target=box._watchdog, args=(cap,), daemon=True)
+        watcher.start()
+        watcher.join(timeout=1.0)  # four polls
+        assert box.killed_for == "" and shell.poll() is None
+    finally:
+        sandbox._kill_tree(box.ps)
+    box, shell = _watch(cap)  # one more: the cap did not hold
+    try:
+        box._watchdog(cap)
+        assert box.killed_for == f"{cap} processes (a limit of {limit})"
+        assert not box.ps.is_running()
+    finally:
+        sandbox._kill_tree(box.ps)

@@ -399,3 +399,40 @@ def test_fit_to_rule_and_extra_reject_bad_input():
     task = engine.Task(x, y, x, y, budget=1)
     with pytest.raises(ValueError, match="extra"):
         engine.run({"t": trainee}, [task], steps=1, extra={"col": 3})
+
+
+@pytest.mark.parametrize("steps", [STEPS, 20])
+def test_several_steps_per_call_give_the_same_runs_bit_for_bit(source, monkeypatch, steps):
+    """``run`` lets Keras take gcd(steps, 10) steps per compiled call (2 for 6 steps, 10 for
+    20, 10 per round of the stopping rule): the table and the final weights equal one step
+    per call, and no run takes a step more than it asked for (Keras rounds an epoch up to
+    whole calls, so a divisor is needed)."""
+    x, y = _task()
+    xv, yv = _task(40, seed=2)
+    xt, yt = _task(40, seed=1)
+    task = engine.Task(x, y, xt, yt, 3, {"budget": 3}, x_val=xv, y_val=yv)
+    recipes = {"fine_tune": RECIPES["fine_tune"],
+               "feature_extraction": transfer.Recipe("feature_extraction", lr=1e-2)}
+    rule = engine.Stopping(every=steps, max_steps=3 * steps, patience=1)
+
+    def tables(per_call):
+        monkeypatch.setattr(engine, "_EXECUTION", per_call)
+        trainees = {k: r.trainee(source, 4, [0, 1]) for k, r in recipes.items()}
+        fixed = engine.run(trainees, [task], steps=steps, batch_size=8)
+        weights = [v.numpy() for t in trainees.values() for v in t.model.variables]
+        calls = {k: t.learner.steps_per_execution for k, t in trainees.items()}
+        ruled = engine.run(trainees, [task], stopping=rule, batch_size=8)
+        iterations = [int(t.learner.optimizer.iterations.numpy()) for t in trainees.values()]
+        return fixed, weights, calls, ruled, iterations
+
+    one = tables(1)
+    ten = tables(10)
+    assert set(ten[2].values()) == {int(np.gcd(steps, 10))}
+    assert set(one[2].values()) == {1}
+    columns = ["method", "seed", "accuracy", "steps", "val_accuracy"]
+    for a, b in ((one[0], ten[0]), (one[3], ten[3])):
+        pd.testing.assert_frame_equal(a[columns[:3]], b[columns[:3]], check_exact=True)
+    pd.testing.assert_frame_equal(one[3][columns], ten[3][columns], check_exact=True)
+    for a, b in zip(one[1], ten[1]):
+        np.testing.assert_array_equal(a, b)
+    assert one[4] == ten[4]  # the last run's step count: none overshot

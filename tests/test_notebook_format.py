@@ -56,6 +56,34 @@ def test_committed_executed_in_order_without_errors(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_the_full_run_keeps_every_default_level(path):
+    """``FULL = True`` may add seeds, budgets, rates or drift levels, never drop one: the claim
+    cells name the default's levels (5.4's full run once had no 45-degree rotation, so its
+    claims stopped with an error; bench_claims found it)."""
+    import numpy as np
+
+    from tlutils import zoo
+
+    nb = _load(path)
+    cell = next((c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])),
+                None)
+    source = "".join(cell["source"]) if cell else ""
+    if "FULL = False" not in source:
+        pytest.skip("no FULL parameter")
+    default: dict = {"np": np, "zoo": zoo}
+    full: dict = {"np": np, "zoo": zoo}
+    exec(source, default)  # noqa: S102 - the book's own parameters cell
+    exec(source.replace("FULL = False", "FULL = True"), full)  # noqa: S102
+    for name, value in default.items():
+        other = full.get(name)
+        if isinstance(value, (list, tuple)) and isinstance(other, (list, tuple)):
+            dropped = [v for v in value if v not in other]
+            assert not dropped, f"{name}: the full run drops {dropped}"
+        elif isinstance(value, dict) and isinstance(other, dict):
+            assert not set(value) - set(other), f"{name}: the full run drops {set(value) - set(other)}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_anatomy(path):
     nb = _load(path)
     first = nb["cells"][0]

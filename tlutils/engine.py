@@ -213,11 +213,15 @@ def _set_execution(model: keras.Model, steps: int, *, only_if_needed: bool = Fal
     """Let ``model``'s ``fit`` take ``gcd(steps, _EXECUTION)`` steps per compiled call; a new
     train function is made only when that changes (the first ``fit`` then traces it). With
     ``only_if_needed`` a setting that already divides ``steps`` is kept (a caller's own
-    model, e.g. section 5.1's adapters): only one that would overshoot is changed."""
+    model, e.g. section 5.1's adapters): only one that would overshoot is changed. Under a
+    ``tf.distribute`` strategy (section 5.7) it stays at one step per call, which Keras'
+    distributed multi-step loop does not run on the book's batch streams."""
+    import tensorflow as tf
+
     current = getattr(model, "steps_per_execution", 1)
     if only_if_needed and steps % current == 0:
         return
-    per_call = math.gcd(steps, _EXECUTION)
+    per_call = 1 if tf.distribute.has_strategy() else math.gcd(steps, _EXECUTION)
     if current != per_call:
         model.steps_per_execution = per_call
         model.make_train_function(force=True)

@@ -31,8 +31,8 @@ Three things make the runs cheaper or fairer without changing what they compute:
   weights of its best round, so no learner is scored while it is still climbing.
 * **Ten steps per call.** :func:`run` lets Keras take up to ten gradient steps per call of
   its compiled train function (``steps_per_execution``, a divisor of the run's steps or of
-  the rule's round): fewer Python round trips, the same batches, the same weights bit for
-  bit (tested).
+  the rule's round; one under a ``tf.distribute`` strategy): fewer Python round trips, the
+  same batches, the same weights bit for bit (tested).
 """
 
 from __future__ import annotations
@@ -214,8 +214,8 @@ def _set_execution(model: keras.Model, steps: int, *, only_if_needed: bool = Fal
     train function is made only when that changes (the first ``fit`` then traces it). With
     ``only_if_needed`` a setting that already divides ``steps`` is kept (a caller's own
     model, e.g. section 5.1's adapters): only one that would overshoot is changed. Under a
-    ``tf.distribute`` strategy (section 5.7) it stays at one step per call, which Keras'
-    distributed multi-step loop does not run on the book's batch streams."""
+    ``tf.distribute`` strategy it stays at one step per call: section 5.7's MirroredStrategy
+    runs stopped with an InvalidArgumentError at more than one."""
     import tensorflow as tf
 
     current = getattr(model, "steps_per_execution", 1)

@@ -55,6 +55,26 @@ def test_report_only_prints_without_raising(monkeypatch, capsys):
     assert capsys.readouterr().out.startswith("FAILS: a beats b")
 
 
+def test_a_full_run_prints_a_failing_claim_and_goes_on(monkeypatch, capsys):
+    """``stop_on_failure(False)`` (a notebook's ``FULL = True`` run) prints ``FAILS`` for
+    check and verify and returns; ``True`` (the default) raises again."""
+    monkeypatch.delenv("TLUTILS_CLAIMS_REPORT_ONLY", raising=False)
+    monkeypatch.setattr(claims, "_STOP", True)
+    assert not claims.report_only()
+    claims.stop_on_failure(False)
+    assert claims.report_only()
+    v = claims.check("a beats b", [0.90, 0.70, 0.85], [0.80, 0.82, 0.79])
+    assert v.verdict == "no clear difference"
+    assert claims.verify("two equals three", 2 == 3) is False
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in out] == ["FAILS", "FAILS"]
+    claims.stop_on_failure(True)
+    with pytest.raises(claims.ClaimFailed, match="FAILS: a beats b"):
+        claims.check("a beats b", [0.90, 0.70, 0.85], [0.80, 0.82, 0.79])
+    with pytest.raises(ValueError, match="stop"):
+        claims.stop_on_failure("no")
+
+
 def test_verify_states_deterministic_claims_in_the_same_format(capsys, monkeypatch):
     monkeypatch.delenv("TLUTILS_CLAIMS_REPORT_ONLY", raising=False)
     assert claims.verify("Adam ends lowest", True, evidence="loss 0.1 < 0.3")

@@ -13,7 +13,9 @@ single seed, never: one seed has no spread). So the verdict is one of
 
 :func:`check` states a claim, prints a one-line verdict and raises :class:`ClaimFailed` if the
 data do not support it, so a notebook executed with other settings stops at the sentence that
-no longer holds instead of printing it.
+no longer holds instead of printing it. A notebook's full run (``FULL = True``) is the
+exception: its parameters cell calls ``stop_on_failure(not FULL)``, so the bigger run prints
+every verdict and goes on to the end, and its prose names the claims that differ there.
 """
 
 from __future__ import annotations
@@ -28,10 +30,15 @@ import numpy as np
 from tlutils import checks
 
 __all__ = ["EXPECTATIONS", "ClaimFailed", "Verdict", "check", "compare", "per_seed",
-           "report_only", "verify"]
+           "report_only", "stop_on_failure", "verify"]
 
 #: What a claim may expect: ``a`` clearly higher, clearly lower, or no clear difference.
 EXPECTATIONS = ("a > b", "a < b", "no clear difference")
+
+
+#: Whether :func:`check` and :func:`verify` raise on a claim that does not hold (see
+#: :func:`stop_on_failure`).
+_STOP = True
 
 
 class ClaimFailed(AssertionError):
@@ -166,9 +173,28 @@ def per_seed(table: object, column: str = "accuracy", **where: object) -> np.nda
     return rows.sort_values("seed", kind="stable")[column].to_numpy()
 
 
+def stop_on_failure(stop: bool) -> None:
+    """Whether a claim that does not hold stops the notebook (every chapter's parameters cell).
+
+    ``True`` (the default): :func:`check` and :func:`verify` raise :class:`ClaimFailed`, so
+    strict nbval guards the prose of the default run. Each notebook's parameters cell calls
+    ``claims.stop_on_failure(not FULL)``: the full run (``FULL = True``, Colab or a GPU) has
+    other budgets, seeds and grids, its prose says which claims it changes, and it should
+    print ``FAILS: ...`` for those and run to the end rather than stop after an hour of
+    training. This kernel keeps the setting until it is called again.
+    """
+    global _STOP
+    if not isinstance(stop, (bool, np.bool_)):
+        raise ValueError(f"stop must be a bool, got {type(stop).__name__}")
+    _STOP = bool(stop)
+
+
 def report_only() -> bool:
-    """True when ``TLUTILS_CLAIMS_REPORT_ONLY`` is set: :func:`check` then prints its verdict
-    without raising, so ``benchmarks/bench_claims.py`` can run a notebook to the end under
-    perturbed settings and collect every verdict (section 5.8)."""
+    """True when a failing claim is printed, not raised: ``stop_on_failure(False)`` was
+    called (a notebook's full run), or ``TLUTILS_CLAIMS_REPORT_ONLY`` is set, so that
+    ``benchmarks/bench_claims.py`` can run a notebook to the end under perturbed settings and
+    collect every verdict (section 5.8)."""
+    if not _STOP:
+        return True
     return os.environ.get("TLUTILS_CLAIMS_REPORT_ONLY", "").strip().lower() in {"1", "true",
                                                                                "yes", "on"}

@@ -195,3 +195,67 @@ def test_chapter_1_and_sections_4_3_and_4_4_run_one_comparison():
         assert call == _compare_call(fair) and "cache=True" in call, other
         for name in ("recipes", "lr_grids", "rule"):  # the arguments' definitions too
             assert _definition(nb, name) == _definition(fair, name), (other, name)
+
+
+def _solution_code(nb: dict) -> list[str]:
+    """The Python code blocks inside the notebook's ``:::{solution}`` dropdowns (markdown, so
+    neither nbval nor the execute command ever runs them)."""
+    blocks = []
+    for text in ("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"):
+        for body in re.findall(r":::\{solution\}[^\n]*\n(.*?)\n:::", text, re.S):
+            blocks += re.findall(r"```(?:python|ipython3?)\n(.*?)```", body, re.S)
+    return blocks
+
+
+def _stale_calls(code: str, modules: dict) -> list[str]:
+    """Calls ``module.name(...)`` of a tlutils module in ``code`` whose function no longer
+    exists or takes no such keyword."""
+    import ast
+    import inspect
+
+    stale = []
+    for node in ast.walk(ast.parse(code)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name) and node.func.value.id in modules):
+            continue
+        where = f"{node.func.value.id}.{node.func.attr}"
+        target = getattr(modules[node.func.value.id], node.func.attr, None)
+        if target is None:
+            stale.append(f"{where} does not exist")
+            continue
+        try:
+            params = inspect.signature(target).parameters
+        except (TypeError, ValueError):
+            continue
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            continue
+        stale += [f"{where} takes no keyword {kw.arg!r}" for kw in node.keywords
+                  if kw.arg is not None and kw.arg not in params]
+    return stale
+
+
+def test_solution_code_uses_the_current_api():
+    """Exercise solutions written as code in a dropdown are never executed, so a renamed
+    tlutils function or argument would leave a reader copying one with an error: each block
+    must parse, and each ``module.function(...)`` call of a tlutils module must name a
+    function that exists, with keywords it takes."""
+    import importlib
+    import pkgutil
+
+    import tlutils
+
+    modules = {m.name: importlib.import_module(f"tlutils.{m.name}")
+               for m in pkgutil.iter_modules(tlutils.__path__)}
+    assert _stale_calls("engine.run_grid(x, lrs=[1])\ntransfer.compare(x, nonsense=1)",
+                        modules) == ["engine.run_grid does not exist",
+                                     "transfer.compare takes no keyword 'nonsense'"]
+    problems, blocks = [], 0
+    for path in NOTEBOOKS:
+        for code in _solution_code(_load(path)):
+            blocks += 1
+            try:
+                problems += [f"{path.name}: {p}" for p in _stale_calls(code, modules)]
+            except SyntaxError as error:
+                problems.append(f"{path.name}: a solution does not parse: {error}")
+    assert blocks >= 40, f"only {blocks} solution code blocks found: is the pattern stale?"
+    assert not problems, problems

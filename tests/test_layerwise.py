@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tlutils  # noqa: F401  (quiet TensorFlow first)
@@ -179,12 +180,22 @@ def test_layer_sweep_chooses_each_configurations_rate_on_validation():
                                   seeds=[0, 1], steps=None, validation=(xv, yv),
                                   lrs=[float(row.lr.iloc[0])], stopping=rule)
     np.testing.assert_array_equal(alone.accuracy, row.accuracy)
+    # A dict of grids for the whole sweep serves a part of it (section 2.2's exercise on
+    # random frozen layers passes the notebook's grids with modes=["frozen"], ns=[1, 2]).
+    part = layerwise.layer_sweep(src, x, y, xt, yt, ns=[2], modes=["frozen"], budget=3,
+                                 seeds=[0, 1], steps=None, validation=(xv, yv), lrs=grids,
+                                 stopping=rule)
+    pd.testing.assert_frame_equal(part.drop(columns="seconds"),
+                                  row.drop(columns="seconds").reset_index(drop=True))
     with pytest.raises(ValueError, match="validation"):
         layerwise.layer_sweep(src, x, y, xt, yt, ns=[0], budget=3, seeds=[0],
                               lrs=[1e-3, 1e-2])
-    with pytest.raises(ValueError, match="lrs"):
+    with pytest.raises(ValueError, match=r"lrs .*missing \['frozen'\]"):  # trained, no grid
+        layerwise.layer_sweep(src, x, y, xt, yt, ns=[0, 1], modes=["frozen"], budget=3,
+                              seeds=[0], validation=(xv, yv), lrs={"scratch": [1e-3]})
+    with pytest.raises(ValueError, match=r"lrs .*unknown \['frozn'\]"):  # a typo is no learner
         layerwise.layer_sweep(src, x, y, xt, yt, ns=[0], budget=3, seeds=[0],
-                              validation=(xv, yv), lrs={"scratch": [1e-3]})
+                              validation=(xv, yv), lrs={"scratch": [1e-3], "frozn": [1e-2]})
     with pytest.raises(ValueError, match="steps or stopping"):
         layerwise.layer_sweep(src, x, y, xt, yt, ns=[0], budget=3, seeds=[0],
                               validation=(xv, yv), stopping=rule)

@@ -143,9 +143,11 @@ def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_t
     section 4.3's :func:`tlutils.transfer.compare`) give a ``validation`` set ``(x_val,
     y_val)`` (labelled, disjoint from the pool and the test set) and
 
-    * ``lrs``: a grid of learning rates, one for every run or a dict with a grid for each of
-      ``"scratch"`` (``n = 0``) and the ``modes``; each ``(n, mode)`` keeps the rate with
-      the best mean validation accuracy over seeds (:func:`tlutils.engine.run_rates`);
+    * ``lrs``: a grid of learning rates, one for every run or a dict with a grid for each
+      learner the sweep trains: ``"scratch"`` if ``ns`` has 0, each of the ``modes`` if it
+      has an ``n > 0`` (grids for the others may be given and are unused); each ``(n,
+      mode)`` keeps the rate with the best mean validation accuracy over seeds
+      (:func:`tlutils.engine.run_rates`);
     * ``stopping``: a :class:`tlutils.engine.Stopping` rule instead of a fixed step count
       (pass ``steps=None``).
 
@@ -174,7 +176,12 @@ def layer_sweep(source: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray, x_t
     seeds = checks.seeds(seeds)
     lr = checks.number("lr", lr, low=0.0, strict=True)
     x_val, y_val = checks.validation(validation)
-    keys = ["scratch", *modes]
+    # A grid for each learner the sweep trains: scratch (n = 0) and the modes (n > 0). A
+    # dict may also name the others (a notebook's grids for the whole sweep); a name that is
+    # no learner at all is still an error.
+    keys = (["scratch"] if 0 in ns else []) + (list(modes) if any(n > 0 for n in ns) else [])
+    if isinstance(lrs, Mapping):
+        lrs = {k: v for k, v in lrs.items() if k in keys or k not in ("scratch", *MODES)}
     grids = checks.rate_grids(keys, lrs, dict.fromkeys(keys, lr))
     if stopping is not None or any(len(g) > 1 for g in grids.values()):
         checks.needs_validation(x_val, "choosing learning rates (lrs) or stopping points "

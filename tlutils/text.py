@@ -664,17 +664,21 @@ def fine_tune_grid(model: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray,
                          else "adam")
             train.compile_model(m, lr=lr, optimizer=optimizer)
 
-    trainee = engine.Trainee(build, seeds, compile=compile_)
     tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget},
                          x_val=x_val, y_val=y_val) for budget in budgets]
-    if validation is None:
-        results = engine.run({method: trainee}, tasks, steps=steps, batch_size=batch_size,
-                             verbose=verbose)
-    else:
-        choose_on = next((t for t in tasks if t.budget == choose_at), None)
-        results = engine.run_rates({method: trainee}, tasks, {method: grid}, steps=steps,
-                                  stopping=stopping, choose_on=choose_on,
-                                  batch_size=batch_size, verbose=verbose)
+    # Everything under the strategy: the engine builds the optimizer's slots and trains,
+    # and under a MirroredStrategy both must happen in its scope (section 5.7).
+    with strategy.scope():
+        trainee = engine.Trainee(build, seeds, compile=compile_)
+        if validation is None:
+            results = engine.run({method: trainee}, tasks, steps=steps,
+                                 batch_size=batch_size, verbose=verbose)
+        else:
+            choose_on = next((t for t in tasks if t.budget == choose_at), None)
+            results = engine.run_rates({method: trainee}, tasks, {method: grid}, steps=steps,
+                                      stopping=stopping, choose_on=choose_on,
+                                      batch_size=batch_size, verbose=verbose)
+    if validation is not None:
         order = {b: i for i, b in enumerate(budgets)}
         results = results.sort_values("budget", key=lambda c: c.map(order), kind="stable")
         front = ["method", "budget", "lr", "seed", "accuracy", "steps", "val_accuracy",

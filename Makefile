@@ -26,7 +26,7 @@ export MPLBACKEND ?= module://matplotlib_inline.backend_inline
 NBVAL := $(if $(TLUTILS_DATA_DIR),--nbval,--nbval-lax)
 NOTEBOOKS := $(shell find chapters -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 
-.PHONY: book test unit notebooks execute lint bench lock compat clean clean-venv env assignments
+.PHONY: book test unit notebooks execute solutions lint bench lock compat clean clean-venv env assignments
 
 env: $(STAMP)
 
@@ -78,6 +78,9 @@ notebooks: $(STAMP)  ## Strict nbval over every notebook only.
 
 execute: $(STAMP)  ## Re-execute notebooks in place (NB=path to run one), top to bottom.
 	$(THREADS) $(PY) tools/execute_notebooks.py --jobs $(JOBS) $(or $(NB),$(NOTEBOOKS))
+
+solutions: $(STAMP)  ## Run each notebook, then its exercise solutions (NB=path for one); slow.
+	$(THREADS) $(PY) tools/run_solutions.py --jobs $(JOBS) $(or $(NB),$(NOTEBOOKS))
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tlutils tests tools benchmarks

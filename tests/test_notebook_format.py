@@ -197,16 +197,6 @@ def test_chapter_1_and_sections_4_3_and_4_4_run_one_comparison():
             assert _definition(nb, name) == _definition(fair, name), (other, name)
 
 
-def _solution_code(nb: dict) -> list[str]:
-    """The Python code blocks inside the notebook's ``:::{solution}`` dropdowns (markdown, so
-    neither nbval nor the execute command ever runs them)."""
-    blocks = []
-    for text in ("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"):
-        for body in re.findall(r":::\{solution\}[^\n]*\n(.*?)\n:::", text, re.S):
-            blocks += re.findall(r"```(?:python|ipython3?)\n(.*?)```", body, re.S)
-    return blocks
-
-
 def _stale_calls(code: str, modules: dict) -> list[str]:
     """Calls ``module.name(...)`` of a tlutils module in ``code`` whose function no longer
     exists or takes no such keyword."""
@@ -251,7 +241,7 @@ def test_solution_code_uses_the_current_api():
                                      "transfer.compare takes no keyword 'nonsense'"]
     problems, blocks = [], 0
     for path in NOTEBOOKS:
-        for code in _solution_code(_load(path)):
+        for _, code in notebook_cells.solution_blocks(_load(path)):
             blocks += 1
             try:
                 problems += [f"{path.name}: {p}" for p in _stale_calls(code, modules)]

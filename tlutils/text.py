@@ -650,19 +650,18 @@ def fine_tune_grid(model: keras.Model, x_pool: np.ndarray, y_pool: np.ndarray,
         raise ValueError(f"strategy must be a tf.distribute.Strategy, got {strategy!r}")
     start_weights = model.get_weights()
 
+    # Both are called only by the engine, inside the strategy's scope below.
     def build(seed: int) -> keras.Model:
         # A fresh copy per seed: same weights, a seeded new head, dropout's RNG at its start.
-        with strategy.scope():
-            copy = keras.models.clone_model(model)
+        copy = keras.models.clone_model(model)
         copy.set_weights(start_weights)
         _fresh_head(copy, seed)
         return copy
 
     def compile_(m: keras.Model) -> None:
-        with strategy.scope():
-            optimizer = (transfer.LayerwiseAdam(lr, dict(lr_multipliers)) if lr_multipliers
-                         else "adam")
-            train.compile_model(m, lr=lr, optimizer=optimizer)
+        optimizer = (transfer.LayerwiseAdam(lr, dict(lr_multipliers)) if lr_multipliers
+                     else "adam")
+        train.compile_model(m, lr=lr, optimizer=optimizer)
 
     tasks = [engine.Task(x_pool, y_pool, x_test, y_test, budget, {"budget": budget},
                          x_val=x_val, y_val=y_val) for budget in budgets]

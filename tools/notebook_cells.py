@@ -172,6 +172,24 @@ def _source(cell: Mapping) -> str:
     return "".join(source) if isinstance(source, list) else source
 
 
+_SOLUTION = re.compile(r":::\{solution\}\s*(\S*)[^\n]*\n(.*?)\n:::", re.S)
+_CODE = re.compile(r"```(?:python|ipython3?)\n(.*?)```", re.S)
+
+
+def solution_blocks(nb: Mapping) -> list[tuple[str, str]]:
+    """``(exercise label, code)`` for every Python code block in the ``:::{solution}``
+    dropdowns of notebook ``nb`` (nbformat node or plain JSON dict), in reading order. They
+    are markdown, so neither strict nbval nor ``make execute`` runs them:
+    ``tools/run_solutions.py`` does, ``tests/test_notebook_format.py`` checks their calls."""
+    blocks = []
+    for cell in nb["cells"]:
+        if cell.get("cell_type") != "markdown":
+            continue
+        for label, body in _SOLUTION.findall(_source(cell)):
+            blocks += [(label, code) for code in _CODE.findall(body)]
+    return blocks
+
+
 def _tags(cell: Mapping) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -30,27 +29,15 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 os.environ.setdefault("PYTHONHASHSEED", "0")
 os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 os.environ["TLUTILS_CLAIMS_REPORT_ONLY"] = "1"
 
-_SOLUTION = re.compile(r":::\{solution\}\s*(\S*)[^\n]*\n(.*?)\n:::", re.S)
-_CODE = re.compile(r"```(?:python|ipython3?)\n(.*?)```", re.S)
-
-
-def solution_blocks(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
-    """``(exercise label, code)`` for every code block in the notebook's solution dropdowns,
-    in reading order."""
-    blocks = []
-    for cell in nb.cells:
-        if cell.cell_type != "markdown":
-            continue
-        for label, body in _SOLUTION.findall(cell.source):
-            blocks += [(label, code) for code in _CODE.findall(body)]
-    return blocks
+sys.path.insert(0, str(ROOT))
+from tlutils.io import atomic_write_text  # noqa: E402
+from tools.notebook_cells import solution_blocks  # noqa: E402
 
 
 def run(path: Path, out: Path | None = None, timeout: int = 1200) -> dict:
@@ -64,18 +51,17 @@ def run(path: Path, out: Path | None = None, timeout: int = 1200) -> dict:
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     client.execute()
-    if out is not None:
-        from tlutils.io import atomic_write_text
-
-        atomic_write_text(out / path.name, nbformat.writes(nb) + "\n")
     report = {"notebook": str(path.relative_to(ROOT)), "blocks": len(blocks),
               "seconds": round(time.perf_counter() - start, 1), "errors": []}
+    if out is not None:
+        atomic_write_text(out / path.name, nbformat.writes(nb) + "\n")
     for i, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
                 where = (f"solution {blocks[i - first][0]}" if i >= first
                          else f"notebook cell {i}")
-                report["errors"].append({"where": where, "error": f"{out.ename}: {out.evalue}"})
+                report["errors"].append({"where": where,
+                                         "error": f"{output.ename}: {output.evalue}"})
     return report
 
 

@@ -36,8 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("notebooks", "nbval", "build", "fresh")
 NOTEBOOK_TARGET_S = 90.0
 NBVAL_TARGET_S = 12 * 60.0
-# The Makefile's settings for parallel notebook runs (see its comment on JOBS and THREADS).
-THREADS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "2"}
 ALL_NOTEBOOKS_TARGET_S = 15 * 60.0
 BUILD_TARGET_S = 2 * 60.0
 FRESH_TARGET_S = 20 * 60.0
@@ -47,11 +45,10 @@ COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "_build", "node_modules", 
                                      ".ipynb_checkpoints", ".jupyter_cache", "jupyter_execute",
                                      "*.egg-info", ".pytest_cache", ".ruff_cache")
 
-os.environ.setdefault("TLUTILS_DATA_DIR", str(ROOT.parent / "shared" / "data" / "mnist"))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("PYTHONHASHSEED", "0")
-os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+sys.path.insert(0, str(ROOT))
+from tools import book_env  # noqa: E402
+
+book_env.apply(data=True)
 
 
 def _child_cpu() -> float:
@@ -186,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "pytest", "-q", "-n", str(args.jobs), "--dist", "loadfile",
                "--nbval", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
                "--nbval-cell-timeout", "900", *[str(nb.relative_to(ROOT)) for nb in notebooks]]
-        wall, cpu, ok = timed(lambda: run(cmd, work / "nbval.log", THREADS))
+        wall, cpu, ok = timed(lambda: run(cmd, work / "nbval.log", book_env.THREADS))
         add(f"strict nbval ({len(notebooks)} notebooks, {args.jobs} workers)", wall, cpu, ok,
             NBVAL_TARGET_S)
 

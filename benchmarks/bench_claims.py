@@ -40,12 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ("default", "steps3", "steps10", "seeds5", "lr_down", "lr_up", "full")
 VERDICT = re.compile(r"^(HOLDS|FAILS): (.+?)  \[")
 
-for key, value in {"TLUTILS_DATA_DIR": str(ROOT.parent / "shared" / "data" / "mnist"),
-                   "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0",
-                   "PYTHONHASHSEED": "0", "TF_NUM_INTRAOP_THREADS": "1",
-                   "TF_NUM_INTEROP_THREADS": "2",
-                   "MPLBACKEND": "module://matplotlib_inline.backend_inline"}.items():
-    os.environ.setdefault(key, value)
+sys.path.insert(0, str(ROOT))
+from tools import book_env  # noqa: E402
+
+book_env.apply(threads=True, data=True)
 os.environ["TLUTILS_CLAIMS_REPORT_ONLY"] = "1"
 
 

@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import resource
 import statistics
+import sys
 import time
+from pathlib import Path
 
-for key, value in {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0",
-                   "PYTHONHASHSEED": "0", "TF_NUM_INTRAOP_THREADS": "1",
-                   "TF_NUM_INTEROP_THREADS": "2"}.items():
-    os.environ.setdefault(key, value)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools import book_env  # noqa: E402
+
+book_env.apply(threads=True)
 
 import numpy as np  # noqa: E402
 

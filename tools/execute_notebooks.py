@@ -11,7 +11,6 @@ each; ``make execute`` uses both cores and one TensorFlow thread per kernel, see
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -21,13 +20,11 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("PYTHONHASHSEED", "0")
-os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tlutils.io import atomic_write_text  # noqa: E402
+from tools import book_env  # noqa: E402
+
+book_env.apply()
 
 
 def execute(path: Path, timeout: int = 900) -> float:

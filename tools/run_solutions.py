@@ -29,13 +29,11 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-os.environ.setdefault("PYTHONHASHSEED", "0")
-os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-os.environ["TLUTILS_CLAIMS_REPORT_ONLY"] = "1"
-
 sys.path.insert(0, str(ROOT))
+from tools import book_env  # noqa: E402
+
+book_env.apply()
+os.environ["TLUTILS_CLAIMS_REPORT_ONLY"] = "1"
 from tlutils.io import atomic_write_text  # noqa: E402
 from tools.notebook_cells import solution_blocks  # noqa: E402
 

@@ -10,10 +10,12 @@ claim x setting -> holds / FLIPS / - (not reached: the notebook failed before th
 Settings are edits of the notebook's ``parameters`` cell:
 
   default    the committed settings
-  steps3     every STEPS-like int parameter (STEPS, *_STEPS) x 3
+  steps3     every parameter that sets a training length (STEPS, *_STEPS, EPOCHS,
+             *_EPOCHS) x 3
   steps10    the same x 10
-  seeds5     SEEDS / SPLITS -> five seeds (0..4)
-  lr_down    every LR-like float parameter (LR, *_LR) / 3  (the neighbouring grid rate)
+  seeds5     every seed list (SEEDS, *_SEEDS, SPLITS) -> five seeds (0..4)
+  lr_down    every learning rate set to a number (LR, *_LR) / 3  (the neighbouring grid
+             rate; a grid or a dict of rates is left alone)
   lr_up      the same x 3
   full       FULL = True (the notebook's own bigger run)
 
@@ -43,12 +45,18 @@ VERDICT = re.compile(r"^(HOLDS|FAILS): (.+?)  \[")
 sys.path.insert(0, str(ROOT))
 from tools import book_env  # noqa: E402
 
-book_env.apply(threads=True, data=True)
-os.environ["TLUTILS_CLAIMS_REPORT_ONLY"] = "1"
+#: parameter names each setting changes (a parameters cell's ``NAME = ...`` lines)
+STEP_NAMES = r"[A-Z_]*STEPS|[A-Z_]*EPOCHS"
+SEED_NAMES = r"[A-Z_]*SEEDS|SPLITS"
+LR_NAMES = r"LR|[A-Z_]+_LR"
+#: a number literal: only a single fixed rate moves to its neighbours (not a dict of them)
+NUMBER = r"[0-9][0-9._eE+-]*\s*(?:#|$)"
 
 
-def _names(source: str, pattern: str) -> list[str]:
-    return sorted({m.group(1) for m in re.finditer(rf"^({pattern})\s*=", source, re.M)})
+def _names(source: str, pattern: str, value: str = "") -> list[str]:
+    """Names matching ``pattern`` assigned at the start of a line (to a ``value``-matching
+    right-hand side, if given)."""
+    return sorted({m.group(1) for m in re.finditer(rf"^({pattern})\s*=\s*{value}", source, re.M)})
 
 
 def perturb(source: str, setting: str) -> str | None:
@@ -58,14 +66,14 @@ def perturb(source: str, setting: str) -> str | None:
     if setting == "full":
         return source.replace("FULL = False", "FULL = True") if "FULL = False" in source else None
     if setting in ("steps3", "steps10"):
-        names = _names(source, r"[A-Z_]*STEPS")
+        names = _names(source, STEP_NAMES)
         factor = 3 if setting == "steps3" else 10
         lines = [f"{n} = int({n} * {factor})" for n in names]
     elif setting == "seeds5":
-        names = _names(source, r"SEEDS|SPLITS")
+        names = _names(source, SEED_NAMES)
         lines = [f"{n} = type({n})(range(5))" for n in names]
     else:  # lr_down / lr_up
-        names = _names(source, r"LR|[A-Z_]+_LR")
+        names = _names(source, LR_NAMES, value=NUMBER)
         factor = "/ 3" if setting == "lr_down" else "* 3"
         lines = [f"{n} = {n} {factor}" for n in names]
     if not names:
@@ -110,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", nargs="+", type=Path)
     parser.add_argument("--jobs", type=int, default=2)
     args = parser.parse_args(argv)
+    book_env.apply(threads=True, data=True)  # inherited by the worker processes
+    os.environ["TLUTILS_CLAIMS_REPORT_ONLY"] = "1"
     notebooks = sorted(p.resolve() for p in (args.notebooks or ROOT.glob("chapters/**/*.ipynb")))
     work = Path(tempfile.mkdtemp(prefix="bench-claims-"))
     jobs = [(nb, s, work) for nb in notebooks for s in args.settings]

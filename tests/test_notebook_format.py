@@ -95,6 +95,44 @@ def test_the_full_run_keeps_every_default_level(path):
             assert not set(value) - set(other), f"{name}: the full run drops {set(value) - set(other)}"
 
 
+def _stored_names(source: str) -> set[str]:
+    """Names a cell assigns outside any function (a function's locals shadow nothing)."""
+    import ast
+
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+                continue
+            if isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                names.add(child.id)
+            visit(child)
+
+    visit(ast.parse(code))
+    return names
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_parameters_are_set_only_in_the_parameters_cell(path):
+    """A later cell that assigns a parameter's name overrides what the reader, the full run
+    and benchmarks/bench_claims.py set there (5.7's manual loop once reused ``STEPS``)."""
+    nb = _load(path)
+    cells = _code_cells(nb)
+    params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not params:
+        pytest.skip("no parameters cell")
+    names = {n for n in _stored_names("".join(params[0]["source"])) if n.isupper()}
+    clashes = {
+        (n, i)
+        for i, c in enumerate(cells)
+        if c is not params[0]
+        for n in _stored_names("".join(c["source"])) & names
+    }
+    assert not clashes, f"parameters assigned again in later code cells (name, code cell): {sorted(clashes)}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_anatomy(path):
     nb = _load(path)

@@ -43,7 +43,7 @@ SETTINGS = ("default", "steps3", "steps10", "seeds5", "lr_down", "lr_up", "full"
 VERDICT = re.compile(r"^(HOLDS|FAILS): (.+?)  \[")
 
 sys.path.insert(0, str(ROOT))
-from tools import book_env  # noqa: E402
+from tools import book_env, notebook_cells  # noqa: E402
 
 #: parameter names each setting changes (a parameters cell's ``NAME = ...`` lines)
 STEP_NAMES = r"[A-Z_]*STEPS|[A-Z_]*EPOCHS"
@@ -88,7 +88,7 @@ def run_one(job: tuple[Path, str, Path]) -> tuple[str, str, dict[str, bool], str
 
     path, setting, work = job
     nb = nbformat.read(path, as_version=4)
-    cell = next((c for c in nb.cells if "parameters" in c.metadata.get("tags", [])), None)
+    cell = notebook_cells.parameters_cell(nb)
     if cell is None:
         return path.stem, setting, {}, "no parameters cell"
     source = perturb(cell.source, setting)

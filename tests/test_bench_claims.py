@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tools import notebook_cells
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "chapters").rglob("*.ipynb"))
 #: notebooks whose claims depend on no training length: 4.2's check that the plain-Keras
@@ -85,9 +87,9 @@ def test_every_notebook_with_claims_has_a_training_length_to_scale(bench):
     for path in NOTEBOOKS:
         nb = json.loads(path.read_text())
         code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
-        params = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
-        if "claims.check(" not in code or not params or path.stem in NO_STEPS:
+        params = notebook_cells.parameters_cell(nb)
+        if "claims.check(" not in code or params is None or path.stem in NO_STEPS:
             continue
-        if bench.perturb("".join(params[0]["source"]), "steps3") is None:
+        if bench.perturb("".join(params["source"]), "steps3") is None:
             missing.append(path.stem)
     assert not missing, f"claims with no step or epoch parameter for bench_claims: {missing}"

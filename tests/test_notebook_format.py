@@ -67,8 +67,7 @@ def test_the_full_run_keeps_every_default_level(path):
     from tlutils import zoo
 
     nb = _load(path)
-    cell = next((c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])),
-                None)
+    cell = notebook_cells.parameters_cell(nb)
     source = "".join(cell["source"]) if cell else ""
     if "FULL = False" not in source:
         pytest.skip("no FULL parameter")
@@ -119,15 +118,14 @@ def test_parameters_are_set_only_in_the_parameters_cell(path):
     """A later cell that assigns a parameter's name overrides what the reader, the full run
     and benchmarks/bench_claims.py set there (5.7's manual loop once reused ``STEPS``)."""
     nb = _load(path)
-    cells = _code_cells(nb)
-    params = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
-    if not params:
+    params = notebook_cells.parameters_cell(nb)
+    if params is None:
         pytest.skip("no parameters cell")
-    names = {n for n in _stored_names("".join(params[0]["source"])) if n.isupper()}
+    names = {n for n in _stored_names("".join(params["source"])) if n.isupper()}
     clashes = {
         (n, i)
-        for i, c in enumerate(cells)
-        if c is not params[0]
+        for i, c in enumerate(_code_cells(nb))
+        if c is not params
         for n in _stored_names("".join(c["source"])) & names
     }
     assert not clashes, f"parameters assigned again in later code cells (name, code cell): {sorted(clashes)}"
@@ -188,7 +186,7 @@ def test_exercise_labels_are_unique_across_the_book():
 
 
 def _parameters(nb: dict, full: bool) -> dict:
-    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    cell = notebook_cells.parameters_cell(nb)
     scope: dict = {"claims": SimpleNamespace(stop_on_failure=lambda stop: None)}
     exec("".join(cell["source"]).replace("FULL = False", f"FULL = {full}"), scope)  # noqa: S102
     return scope

@@ -194,6 +194,13 @@ def _tags(cell: Mapping) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
+def parameters_cell(nb: Mapping) -> Mapping | None:
+    """The cell of notebook ``nb`` (nbformat node or plain JSON dict) tagged ``parameters``:
+    the settings a reader, the full run (``FULL = True``) and ``benchmarks/bench_claims.py``
+    change. None if it has none."""
+    return next((cell for cell in nb["cells"] if "parameters" in _tags(cell)), None)
+
+
 def needs_text(nb: Mapping) -> bool:
     """Whether notebook ``nb`` (nbformat node or plain JSON dict) needs the ``[text]`` install:
     its setup cell is tagged :data:`TEXT_TAG`, or another code cell uses KerasHub."""
